@@ -1,0 +1,773 @@
+//! The configuration file of `walrelay run --config FILE`.
+//!
+//! The structs below are the reference documentation of the file: every field
+//! is a key, with its default and its rules. `examples/inventory.yaml` is a
+//! commented example.
+//!
+//! Loading goes in four steps:
+//! 1. `${VAR}` and `${VAR:-default}` are replaced by environment variables in
+//!    the raw text (outside comments; `$$` is a literal `$`). A variable that
+//!    is unset and has no default is an error, and so is a value containing a
+//!    line break. `:-` also applies the default when the variable is empty. A
+//!    default cannot contain `}`. The value is inserted as is: if it may hold
+//!    YAML-significant characters (`: `, ` #`, a leading `*`, `&`, `!`, `[`,
+//!    `{`…), quote the reference, e.g. `url: '${WALRELAY_PG_URL}'`.
+//! 2. The text is parsed as YAML into [`Config`]; unknown keys are errors.
+//! 3. Every semantic rule is checked, and all problems are reported together.
+//! 4. Relative paths (`state_dir`, plugin `component`, granted `host` dirs) are
+//!    resolved against the configuration file's directory.
+//!
+//! Every problem names `file:line:column: key.path: what was expected`.
+
+mod interpolate;
+mod locate;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// A whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the changes come from.
+    pub source: Source,
+    /// Prefix of every Kafka topic: the events of table `schema.table` go to
+    /// `<topic_prefix>.<schema>.<table>`, as with Debezium. Required;
+    /// characters `[A-Za-z0-9._-]`, and every resulting topic name must fit in
+    /// Kafka's 249 characters.
+    pub topic_prefix: String,
+    /// Directory where the relay records that a slot's initial snapshot
+    /// completed, so that a restart does not snapshot again. Optional, default
+    /// `walrelay-state`; a relative path is relative to the configuration
+    /// file's directory. After loading, always an absolute path.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Whether a delete event is followed by a tombstone (the same key with a
+    /// null value), so that log compaction can drop the key. Optional, default
+    /// `true`, as with Debezium.
+    #[serde(default = "default_true")]
+    pub tombstones_on_delete: bool,
+    /// Where the events go.
+    pub sink: Sink,
+    /// The plugin chain, applied in order to every event. Optional, default
+    /// empty (events go to Kafka as decoded).
+    #[serde(default)]
+    pub plugins: Vec<Plugin>,
+}
+
+/// `source:`: the database to replicate.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A PostgreSQL database, through logical replication (pgoutput).
+    pub postgres: PostgresSource,
+}
+
+/// `source.postgres:`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSource {
+    /// Connection string: a `postgres://user:password@host:port/database` URL
+    /// (or libpq `key=value` pairs). Required. The user needs the REPLICATION
+    /// attribute. Keep the password out of the file with
+    /// `${WALRELAY_PG_URL}`. Shown with its password hidden by `Debug`.
+    pub url: String,
+    /// Name of the logical replication slot, which keeps the relay's position
+    /// in the WAL. Required; `[a-z0-9_]`, 1 to 63 characters (PostgreSQL's
+    /// rule for slot names).
+    pub slot: String,
+    /// Name of the publication that selects the replicated tables. Required;
+    /// `[a-z_][a-z0-9_]*`, at most 63 characters.
+    pub publication: String,
+    /// The replicated tables, each `schema.table` with unquoted identifiers
+    /// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 characters each), matched as
+    /// written (case-sensitive); a bare `table` means `public.table`. Required,
+    /// non-empty, no duplicates.
+    pub tables: Vec<TableName>,
+    /// What happens when the slot has never completed a snapshot. Optional,
+    /// default `initial`.
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// Milliseconds between two standby status updates (the confirmed LSN
+    /// sent back to PostgreSQL). Optional, default 10000; 100 to 3600000.
+    #[serde(default = "default_status_interval_ms")]
+    pub status_interval_ms: u64,
+}
+
+impl fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSource")
+            .field("url", &redact_url(&self.url))
+            .field("slot", &self.slot)
+            .field("publication", &self.publication)
+            .field("tables", &self.tables)
+            .field("snapshot", &self.snapshot)
+            .field("status_interval_ms", &self.status_interval_ms)
+            .finish()
+    }
+}
+
+/// A table, `schema.table`. Deserialized from a string: `products` becomes
+/// `public.products`. Checked after deserializing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    /// The schema, `public` when the configuration names a bare table.
+    pub schema: String,
+    /// The table.
+    pub table: String,
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+impl<'de> Deserialize<'de> for TableName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.split_once('.') {
+            Some((schema, table)) => TableName {
+                schema: schema.to_string(),
+                table: table.to_string(),
+            },
+            None => TableName {
+                schema: "public".to_string(),
+                table: text,
+            },
+        })
+    }
+}
+
+/// `source.postgres.snapshot`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Read the tables once (events with op `r`) before streaming changes.
+    #[default]
+    Initial,
+    /// Only stream changes made after the slot was created.
+    Never,
+}
+
+/// `sink:`: where the events go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sink {
+    /// Apache Kafka (or a compatible broker), in Debezium's JSON format.
+    pub kafka: KafkaSink,
+}
+
+/// `sink.kafka:`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSink {
+    /// The bootstrap brokers, comma-separated `host:port`. Required.
+    pub brokers: String,
+    /// librdkafka producer settings, passed through (YAML strings, numbers
+    /// and booleans are all accepted and turned into strings). Optional.
+    ///
+    /// Refused, because they would break walrelay's delivery guarantees:
+    /// `acks`/`request.required.acks` other than `all`/`-1`,
+    /// `enable.idempotence` other than `true`, `transactional.id`,
+    /// `bootstrap.servers`/`metadata.broker.list` (use `brokers`),
+    /// `partitioner` other than `murmur2_random`/`murmur2`,
+    /// `delivery.report.only.error`, and
+    /// `max.in.flight.requests.per.connection`/`max.in.flight` above 5.
+    ///
+    /// Allowed on purpose: `message.timeout.ms` (the relay survives a delivery
+    /// timeout: an event that was not acknowledged never has its LSN confirmed
+    /// to PostgreSQL, so it is not lost) and `enable.gapless.guarantee` (any
+    /// value). Values of keys that look secret (`password`, `secret`, `.pem`)
+    /// are hidden by `Debug`.
+    #[serde(default, deserialize_with = "string_map")]
+    pub properties: BTreeMap<String, String>,
+    /// How walrelay creates the topics that do not exist yet. Optional.
+    #[serde(default)]
+    pub topics: TopicSettings,
+}
+
+impl fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let secret = ["password", "secret", ".pem"]
+                    .iter()
+                    .any(|word| key.contains(word));
+                (
+                    key.as_str(),
+                    if secret { "<hidden>" } else { value.as_str() },
+                )
+            })
+            .collect();
+        f.debug_struct("KafkaSink")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+/// `sink.kafka.topics:`: settings of the topics walrelay creates. Existing
+/// topics are used as they are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Number of partitions. Optional, default 1; at least 1.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Replication factor. Optional, default 1; 1 to 32767.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: u16,
+    /// The topics' `cleanup.policy`. Optional, default `delete`.
+    #[serde(default)]
+    pub cleanup_policy: CleanupPolicy,
+    /// Other topic configs (`retention.ms`, `min.insync.replicas`…), passed
+    /// through; numbers and booleans are turned into strings. Optional.
+    /// `cleanup.policy` is refused here: use `cleanup_policy`.
+    #[serde(default, deserialize_with = "string_map")]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
+            cleanup_policy: CleanupPolicy::default(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// `sink.kafka.topics.cleanup_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum CleanupPolicy {
+    /// `delete`: old segments are deleted after the retention time.
+    #[default]
+    #[serde(rename = "delete")]
+    Delete,
+    /// `compact`: only the latest event of each key is kept.
+    #[serde(rename = "compact")]
+    Compact,
+    /// `compact,delete`: both.
+    #[serde(rename = "compact,delete", alias = "delete,compact")]
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// The value of Kafka's `cleanup.policy` topic config.
+    pub fn as_kafka_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+/// One entry of `plugins:`, a WebAssembly component that transforms events.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugin {
+    /// Name of the plugin in logs, metrics and errors. Required; `[a-z0-9-]`,
+    /// 1 to 63 characters, unique within the chain.
+    pub name: String,
+    /// The component file (`.wasm`). Required; a relative path is relative to
+    /// the configuration file's directory. After loading, an absolute path.
+    pub component: PathBuf,
+    /// SHA-256 of the component file, 64 hexadecimal digits (stored in lower
+    /// case); a component with another hash is refused. Required.
+    pub sha256: String,
+    /// The plugin's own configuration, any YAML value, handed to the plugin
+    /// as JSON. Optional, default null.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// Resource limits. Optional.
+    #[serde(default)]
+    pub limits: PluginLimits,
+    /// What happens when the plugin fails on an event. Optional, default
+    /// `fail`.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The topic that receives the events the plugin failed on. Required when
+    /// `on_error` is `dead-letter`, refused otherwise; Kafka topic characters
+    /// `[A-Za-z0-9._-]`, at most 249.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// Which events the plugin sees; the others pass it by unchanged.
+    /// Optional, default all.
+    #[serde(default)]
+    pub scope: PluginScope,
+    /// What the plugin may reach outside its sandbox. Optional, default
+    /// nothing.
+    #[serde(default)]
+    pub grants: PluginGrants,
+}
+
+/// `plugins[].limits:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// CPU time the plugin may spend on one batch, in milliseconds. Optional,
+    /// default 100; at least 1.
+    #[serde(default = "default_cpu_ms_per_batch")]
+    pub cpu_ms_per_batch: u64,
+    /// Linear memory the plugin may grow to, in MiB. Optional, default 64;
+    /// 1 to 4096 (a 32-bit WebAssembly memory cannot exceed 4 GiB).
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Bytes of events the plugin may return for one batch. Optional, default
+    /// 16777216 (16 MiB); at least 1.
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: u64,
+    /// Events the plugin may return for one input event. Optional, default
+    /// 16; at least 1.
+    #[serde(default = "default_max_fan_out")]
+    pub max_fan_out: u32,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            cpu_ms_per_batch: default_cpu_ms_per_batch(),
+            memory_mb: default_memory_mb(),
+            max_output_bytes: default_max_output_bytes(),
+            max_fan_out: default_max_fan_out(),
+        }
+    }
+}
+
+/// `plugins[].on_error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop the relay; nothing after the failed event is confirmed.
+    #[default]
+    Fail,
+    /// Drop the event and go on.
+    Skip,
+    /// Send the event, as it entered the plugin, to `dead_letter_topic`.
+    DeadLetter,
+}
+
+/// `plugins[].scope:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginScope {
+    /// Only events of these tables (`schema.table`, or a bare `table` in
+    /// `public`), each one of `source.postgres.tables`. Optional, default all
+    /// tables; when given, non-empty and without duplicates.
+    #[serde(default)]
+    pub tables: Option<Vec<TableName>>,
+    /// Only events with these Debezium operations. Optional, default all;
+    /// when given, non-empty and without duplicates.
+    #[serde(default)]
+    pub ops: Option<Vec<Op>>,
+}
+
+/// A Debezium operation, as in an event's `op` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Op {
+    /// `c`: insert.
+    #[serde(rename = "c")]
+    Create,
+    /// `u`: update.
+    #[serde(rename = "u")]
+    Update,
+    /// `d`: delete.
+    #[serde(rename = "d")]
+    Delete,
+    /// `r`: a row read by the snapshot.
+    #[serde(rename = "r")]
+    Read,
+    /// `t`: truncate.
+    #[serde(rename = "t")]
+    Truncate,
+    /// `m`: a logical decoding message.
+    #[serde(rename = "m")]
+    Message,
+}
+
+impl Op {
+    /// The letter of Debezium's `op` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+            Op::Truncate => "t",
+            Op::Message => "m",
+        }
+    }
+}
+
+/// `plugins[].grants:`: capabilities given to the plugin; all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginGrants {
+    /// Host directories the plugin may open. Optional, default none.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Whether the plugin may open network connections. Default `false`.
+    #[serde(default)]
+    pub network: bool,
+    /// Whether the plugin may read the real clocks. Default `false`.
+    #[serde(default)]
+    pub clock: bool,
+    /// Whether the plugin may read random bytes. Default `false`.
+    #[serde(default)]
+    pub random: bool,
+}
+
+/// `plugins[].grants.dirs[]`: one host directory mounted into the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host. Required; a relative path is relative to
+    /// the configuration file's directory. After loading, an absolute path.
+    pub host: PathBuf,
+    /// Where the plugin sees it: an absolute path such as `/data`, unique
+    /// within the plugin. Required.
+    pub guest: String,
+    /// Whether the plugin may only read. Optional, default `true`.
+    #[serde(default = "default_true")]
+    pub readonly: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("walrelay-state")
+}
+fn default_status_interval_ms() -> u64 {
+    10_000
+}
+fn default_partitions() -> u32 {
+    1
+}
+fn default_replication_factor() -> u16 {
+    1
+}
+fn default_cpu_ms_per_batch() -> u64 {
+    100
+}
+fn default_memory_mb() -> u32 {
+    64
+}
+fn default_max_output_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_max_fan_out() -> u32 {
+    16
+}
+
+/// A map whose values may be YAML strings, numbers or booleans, all kept as
+/// strings.
+fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Scalar(String);
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct ScalarVisitor;
+            impl Visitor<'_> for ScalarVisitor {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+            }
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of settings")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, Scalar(value))) = map.next_entry::<String, Scalar>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(MapVisitor)
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        return url.to_string();
+    }
+    // libpq key=value pairs.
+    url.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One problem of a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, as named to [`load`] or [`parse`].
+    pub origin: String,
+    /// 1-based line; 0 when the problem has no place in the file.
+    pub line: usize,
+    /// 1-based column (in characters); 0 when unknown.
+    pub column: usize,
+    /// The key path, like `sink.kafka.properties.acks` or
+    /// `plugins[1].sha256`; empty for the whole file.
+    pub path: String,
+    /// What is wrong, and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `inventory.yaml:14:7: sink.kafka.properties.acks: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a configuration file, sorted by line; displayed
+/// one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", display_problems(.problems))]
+pub struct ConfigError {
+    /// The problems, sorted by line and column.
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// A `ConfigError` with `problems` sorted by line and column.
+    pub fn new(mut problems: Vec<Problem>) -> Self {
+        problems.sort_by_key(|problem| (problem.line, problem.column));
+        ConfigError { problems }
+    }
+}
+
+fn display_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads, interpolates (with the process environment), parses and checks the
+/// configuration file at `path`; relative paths inside it are resolved
+/// against its directory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::new(vec![Problem {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the configuration file: {err}"),
+        }])
+    })?;
+    parse(&origin, &text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and checks configuration `text`, read from the file `origin`;
+/// `env` looks environment variables up. Relative paths are resolved against
+/// the directory of `origin` (taken as a path; the current directory when it
+/// has none).
+pub fn parse(
+    origin: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let base = Path::new(origin)
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parse_relative_to(origin, text, base, env)
+}
+
+/// As [`parse`], resolving relative paths against `base_dir` (itself made
+/// absolute against the current directory).
+pub fn parse_relative_to(
+    origin: &str,
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let problem = |line: usize, column: usize, path: String, message: String| Problem {
+        origin: origin.to_string(),
+        line,
+        column,
+        path,
+        message,
+    };
+
+    let (expanded, columns) = match interpolate::expand(text, env) {
+        Ok(expanded) => expanded,
+        Err(failures) => {
+            let index = locate::index(text);
+            let problems = failures
+                .into_iter()
+                .map(|failure| {
+                    let path = index
+                        .path_at(failure.line, failure.column)
+                        .unwrap_or_default()
+                        .to_string();
+                    problem(failure.line, failure.column, path, failure.message)
+                })
+                .collect();
+            return Err(ConfigError::new(problems));
+        }
+    };
+
+    let index = locate::index(&expanded);
+    let mut config: Config = match serde_yaml_ng::from_str(&expanded) {
+        Ok(config) => config,
+        Err(err) => {
+            let (mut line, mut column, path, message) = split_serde_error(&err);
+            // serde points a missing field at the first key of the mapping and a
+            // repeated one at its start: point at the mapping's key, or the repeat.
+            let better = if message.starts_with("missing field") {
+                index.find(&path).filter(|_| !path.is_empty())
+            } else if message.starts_with("duplicate") {
+                index.repeated(&path)
+            } else {
+                None
+            };
+            if let Some(position) = better {
+                (line, column) = position;
+            }
+            let column = columns.original(line, column);
+            return Err(ConfigError::new(vec![problem(line, column, path, message)]));
+        }
+    };
+
+    let base_dir = match std::path::absolute(base_dir) {
+        Ok(dir) => dir,
+        Err(err) => {
+            let message = format!(
+                "cannot make the configuration directory {} absolute: {err}",
+                base_dir.display()
+            );
+            return Err(ConfigError::new(vec![problem(
+                0,
+                0,
+                String::new(),
+                message,
+            )]));
+        }
+    };
+
+    let found = validate::check(&mut config, &base_dir);
+    if found.is_empty() {
+        return Ok(config);
+    }
+    let problems = found
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = index.find(&path).unwrap_or((0, 0));
+            let column = if line > 0 {
+                columns.original(line, column)
+            } else {
+                0
+            };
+            problem(line, column, path, message)
+        })
+        .collect();
+    Err(ConfigError::new(problems))
+}
+
+/// Location, key path and message of a serde_yaml_ng error, whose text is
+/// `path: message at line L column C` (no path at the top level).
+fn split_serde_error(err: &serde_yaml_ng::Error) -> (usize, usize, String, String) {
+    let mut text = err.to_string();
+    let (line, column) = match err.location() {
+        Some(location) => {
+            // libyaml may add a context after it: `…, while parsing X at line…`.
+            let at = format!(" at line {} column {}", location.line(), location.column());
+            text = text.replacen(&at, "", 1);
+            (location.line(), location.column())
+        }
+        None => (0, 0),
+    };
+    let mut path = String::new();
+    if let Some((head, rest)) = text.split_once(": ") {
+        let is_path =
+            !head.is_empty() && !head.contains(|c: char| c.is_whitespace() || c == '`' || c == ',');
+        if is_path {
+            path = head.to_string();
+            text = rest.to_string();
+        }
+    }
+    // Name the unknown or repeated key itself.
+    let key = text
+        .strip_prefix("unknown field `")
+        .or_else(|| text.strip_prefix("duplicate field `"))
+        .or_else(|| text.strip_prefix("duplicate key `"));
+    if let Some(rest) = key {
+        if let Some((key, _)) = rest.split_once('`') {
+            path = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+        }
+    }
+    if text == "EOF while parsing a value" {
+        text = "the file is empty: expected a mapping with `source`, `topic_prefix` and `sink`"
+            .to_string();
+    }
+    (line, column, path, text)
+}

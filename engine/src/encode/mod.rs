@@ -1,0 +1,6 @@
+//! Encoders: turn [`ChangeEvent`](crate::event::ChangeEvent)s into the bytes written to Kafka.
+//!
+//! * [`json`]: Debezium's PostgreSQL connector format as Kafka's `JsonConverter` writes it
+//!   (`schemas.enable=true`), byte for byte where the reference fixes the bytes.
+mod javanum;
+pub mod json;

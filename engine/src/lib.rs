@@ -1,0 +1,19 @@
+//! walrelay: PostgreSQL logical replication (pgoutput) → a chain of sandboxed WebAssembly plugins
+//! → Debezium-compatible records → Kafka.
+//!
+//! Modules, in the order data flows through them:
+//! * [`config`]: the YAML configuration, interpolated, parsed and validated all at once;
+//! * [`pg`]: capture — the replication transport, the pgoutput decoder, value parsers, the
+//!   catalog, the initial snapshot and streaming;
+//! * [`event`]: the change-event model and its CDC semantics;
+//! * [`pipeline`]: the chain stage, delivery and the confirmation of positions;
+//! * [`encode`]: Debezium JSON;
+//! * [`sink`]: the Kafka producer;
+//! * [`state`]: what the relay records between runs (initial snapshot completion).
+pub mod config;
+pub mod encode;
+pub mod event;
+pub mod pg;
+pub mod pipeline;
+pub mod sink;
+pub mod state;

@@ -1,0 +1,812 @@
+//! Capture: from a PostgreSQL slot to a stream of [`Item`]s — an initial snapshot taken from the
+//! slot's exported snapshot, then the slot's changes, decoded from pgoutput.
+//!
+//! # Consistency
+//! The slot is created with `EXPORT_SNAPSHOT`; the snapshot session imports that snapshot, so it
+//! sees exactly the rows committed before the slot's consistent point, and the slot streams
+//! exactly the transactions committed after it. Nothing is read twice or missed. Snapshot rows go
+//! out first; streaming starts at the consistent point afterwards.
+//!
+//! # Positions
+//! Each transaction ends with a [`Checkpoint::Lsn`] of its commit's end LSN; the sink confirms it
+//! to PostgreSQL (through the `confirmed` watch) only once every event before it is acknowledged.
+//! Between transactions the server's keepalive position is checkpointed the same way, so a slot
+//! whose tables are idle still advances while other tables write.
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+
+use super::catalog::{self, quote_ident, quote_table, CatalogError};
+use super::copy_text;
+use super::pgoutput::{self, Message, Relation, Tuple, TupleField};
+use super::replication::{
+    ReplicationConnection, ReplicationError, ReplicationStream, StreamMessage, SESSION_OPTIONS,
+};
+use super::text::parse_value;
+use crate::event::{ChangeEvent, Lsn, Op, SnapshotMarker, Source, TableSchema, Value};
+use crate::pipeline::{Checkpoint, Item};
+use crate::state::{SnapshotState, StateError, StateStore};
+
+/// How many items capture gathers before handing a batch to the chain.
+pub const BATCH_SIZE: usize = 512;
+
+/// What to do when the slot is new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Read every table from the slot's exported snapshot, then stream.
+    Initial,
+    /// Stream only: changes from the slot's creation on.
+    Never,
+}
+
+/// Everything capture needs, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub pg: tokio_postgres::Config,
+    pub slot: String,
+    pub publication: String,
+    /// `schema.table`, in the order they are snapshotted.
+    pub tables: Vec<String>,
+    pub snapshot: SnapshotMode,
+    /// At most this long between standby status updates.
+    pub status_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("snapshot of {table} failed: {source}")]
+    Snapshot {
+        table: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot decode the pgoutput message at LSN {lsn}: {source}")]
+    Decode {
+        lsn: Lsn,
+        #[source]
+        source: pgoutput::DecodeError,
+    },
+    #[error("{table}.{column} at {place}: {message}")]
+    Value {
+        table: String,
+        column: String,
+        place: String,
+        message: String,
+    },
+    #[error("the replication stream at LSN {lsn}: {message}")]
+    Stream { lsn: Lsn, message: String },
+    #[error("the pipeline stopped while capture was running")]
+    PipelineGone,
+}
+
+impl CaptureError {
+    /// Whether running again later (from the last confirmed position) may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Replication(e) => e.is_transient(),
+            Self::Catalog(e) => e.is_transient(),
+            Self::Connect(e) | Self::Snapshot { source: e, .. } => catalog::is_transient_pg(e),
+            Self::PipelineGone => true,
+            _ => false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, CaptureError>;
+
+/// How capture will start, decided from the slot and the recorded state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Create the slot; snapshot when the mode says so.
+    NewSlot { snapshot: bool },
+    /// Resume streaming from the slot's confirmed position.
+    Resume,
+}
+
+/// Capture, connected and checked, ready to run.
+pub struct Capture {
+    settings: SourceSettings,
+    state: StateStore,
+    client: Client,
+    database: String,
+    tables: Vec<Arc<TableSchema>>,
+    plan: Plan,
+}
+
+impl Capture {
+    /// Connects, checks the server, ensures the publication and decides how to start.
+    pub async fn prepare(settings: SourceSettings, state: StateStore) -> Result<Capture> {
+        let mut pg = settings.pg.clone();
+        pg.options(SESSION_OPTIONS);
+        if pg.get_application_name().is_none() {
+            pg.application_name("walrelay");
+        }
+        let (client, connection) = pg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(CaptureError::Connect)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "SQL connection ended");
+            }
+        });
+        let database = catalog::check_server(&client).await?;
+        catalog::ensure_publication(&client, &settings.publication, &settings.tables).await?;
+        let mut tables = Vec::with_capacity(settings.tables.len());
+        for t in &settings.tables {
+            let schema = catalog::load_table_by_name(&client, t).await?;
+            if !schema.has_key() {
+                tracing::warn!(table = %t, "table has no primary key or replica identity index: its events get a null Kafka key");
+            }
+            tables.push(Arc::new(schema));
+        }
+
+        let slot = catalog::slot_info(&client, &settings.slot).await?;
+        let recorded = state.load(&settings.slot)?;
+        let snapshot_wanted = settings.snapshot == SnapshotMode::Initial;
+        let plan = match slot {
+            None => {
+                if recorded
+                    .as_ref()
+                    .is_some_and(|s| s.snapshot == SnapshotState::Done)
+                    && snapshot_wanted
+                {
+                    tracing::warn!(slot = %settings.slot, "the replication slot is gone although its snapshot had completed: changes since were lost by PostgreSQL, so walrelay takes a new snapshot");
+                }
+                Plan::NewSlot {
+                    snapshot: snapshot_wanted,
+                }
+            }
+            Some(info) => {
+                catalog::check_slot(&settings.slot, &info, &database)?;
+                let done = recorded
+                    .as_ref()
+                    .is_some_and(|s| s.snapshot == SnapshotState::Done);
+                if snapshot_wanted && !done {
+                    tracing::warn!(slot = %settings.slot, "the initial snapshot of this slot did not complete: dropping the slot and taking the snapshot again");
+                    catalog::drop_slot(&client, &settings.slot).await?;
+                    Plan::NewSlot { snapshot: true }
+                } else {
+                    tracing::info!(slot = %settings.slot, confirmed_flush = %info.confirmed_flush.unwrap_or_default(), "resuming from the replication slot");
+                    Plan::Resume
+                }
+            }
+        };
+        Ok(Capture {
+            settings,
+            state,
+            client,
+            database,
+            tables,
+            plan,
+        })
+    }
+
+    /// The database name, for the events' `source.db`.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Snapshots when planned, then streams until `shutdown` turns true or an error occurs.
+    /// `confirmed` carries the position whose events are all acknowledged.
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Vec<Item>>,
+        mut confirmed: watch::Receiver<Lsn>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let Capture {
+            settings,
+            state,
+            client,
+            database: _,
+            tables,
+            plan,
+        } = self;
+        let mut repl = ReplicationConnection::connect(&settings.pg).await?;
+        let start = match plan {
+            Plan::Resume => Lsn::ZERO, // the server starts from the slot's confirmed_flush_lsn
+            Plan::NewSlot { snapshot } => {
+                let created = repl.create_slot_exporting_snapshot(&settings.slot).await?;
+                tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
+                if snapshot {
+                    state.snapshot_started(&settings.slot, created.consistent_point)?;
+                    let rows = snapshot_tables(
+                        &client,
+                        &created.snapshot_name,
+                        created.consistent_point,
+                        &tables,
+                        &out,
+                    )
+                    .await?;
+                    tracing::info!(
+                        rows,
+                        tables = tables.len(),
+                        "initial snapshot read; streaming starts once the broker acknowledged it"
+                    );
+                    send(
+                        &out,
+                        vec![Item::Checkpoint(Checkpoint::SnapshotDone {
+                            slot: settings.slot.clone(),
+                            consistent_point: created.consistent_point,
+                        })],
+                    )
+                    .await?;
+                } else {
+                    state.snapshot_done(&settings.slot, created.consistent_point)?;
+                }
+                created.consistent_point
+            }
+        };
+        let options = [
+            ("proto_version", "1".to_string()),
+            ("publication_names", quote_ident(&settings.publication)),
+        ];
+        let stream = repl.start_logical(&settings.slot, start, &options).await?;
+        let mut streamer = Streamer {
+            client,
+            relations: tables.iter().map(|t| (t.oid, t.clone())).collect(),
+            tx: None,
+            last_commit: None,
+            last_checkpoint: Lsn::ZERO,
+        };
+        let result = streamer
+            .stream(stream, &settings, &out, &mut confirmed, &mut shutdown)
+            .await;
+        result
+    }
+}
+
+async fn send(out: &mpsc::Sender<Vec<Item>>, items: Vec<Item>) -> Result<()> {
+    out.send(items)
+        .await
+        .map_err(|_| CaptureError::PipelineGone)
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads every table inside the exported snapshot with `COPY … TO STDOUT` (text format: the same
+/// output functions, hence the same parsers, as pgoutput) and emits `r` events with Debezium's
+/// snapshot markers.
+async fn snapshot_tables(
+    client: &Client,
+    snapshot_name: &str,
+    consistent_point: Lsn,
+    tables: &[Arc<TableSchema>],
+    out: &mpsc::Sender<Vec<Item>>,
+) -> Result<u64> {
+    let snap_err = |table: &str| {
+        let table = table.to_string();
+        move |source| CaptureError::Snapshot { table, source }
+    };
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{}'",
+            snapshot_name.replace('\'', "''")
+        ))
+        .await
+        .map_err(snap_err("(import of the exported snapshot)"))?;
+    let tx_id: i64 = client
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .map_err(snap_err("(snapshot transaction id)"))?
+        .get(0);
+    let mut total = 0u64;
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    for (ti, table) in tables.iter().enumerate() {
+        let name = table.qualified_name();
+        let first_table = ti == 0;
+        let last_table = ti + 1 == tables.len();
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT",
+            cols.join(", "),
+            quote_table(&name)
+        );
+        let copy = client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(snap_err(&name))?;
+        futures_util::pin_mut!(copy);
+        let mut buf = BytesMut::new();
+        let mut pending: Option<Vec<Value>> = None;
+        let mut row_index: u64 = 0;
+        let emit = |row: Vec<Value>, index: u64, last_in_table: bool, batch: &mut Vec<Item>| {
+            let first_in_table = index == 0;
+            let marker = if last_in_table && last_table {
+                SnapshotMarker::Last
+            } else if first_in_table && first_table {
+                SnapshotMarker::First
+            } else if last_in_table {
+                SnapshotMarker::LastInDataCollection
+            } else if first_in_table {
+                SnapshotMarker::FirstInDataCollection
+            } else {
+                SnapshotMarker::True
+            };
+            batch.push(Item::Event(ChangeEvent {
+                op: Op::Read,
+                table: table.clone(),
+                before: None,
+                after: Some(row),
+                source: Source {
+                    lsn: consistent_point,
+                    last_commit_lsn: None,
+                    tx_id: Some(tx_id),
+                    ts_us: now_us(),
+                    snapshot: marker,
+                },
+            }));
+        };
+        loop {
+            let chunk = copy.next().await;
+            let done = chunk.is_none();
+            if let Some(chunk) = chunk {
+                buf.extend_from_slice(&chunk.map_err(snap_err(&name))?);
+            }
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
+                copy_text::parse_row(&buf[..=pos], &mut fields).map_err(|e| {
+                    CaptureError::Value {
+                        table: name.clone(),
+                        column: "(row)".into(),
+                        place: "snapshot".into(),
+                        message: e.to_string(),
+                    }
+                })?;
+                let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
+                drop(fields);
+                buf.advance(pos + 1);
+                if let Some(prev) = pending.replace(row) {
+                    emit(prev, row_index, false, &mut batch);
+                    row_index += 1;
+                    if batch.len() >= BATCH_SIZE {
+                        send(
+                            out,
+                            std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
+                        )
+                        .await?;
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        if !buf.is_empty() {
+            return Err(CaptureError::Value {
+                table: name,
+                column: "(row)".into(),
+                place: "snapshot".into(),
+                message: "COPY output ended in the middle of a row".into(),
+            });
+        }
+        if let Some(last) = pending.take() {
+            emit(last, row_index, true, &mut batch);
+            row_index += 1;
+        }
+        total += row_index;
+        tracing::info!(table = %name, rows = row_index, "snapshot of table read");
+    }
+    if !batch.is_empty() {
+        send(out, batch).await?;
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(snap_err("(end of snapshot)"))?;
+    Ok(total)
+}
+
+/// Text values of one row → typed values, positional against `table`.
+fn row_values<'a>(
+    table: &TableSchema,
+    texts: impl ExactSizeIterator<Item = Option<&'a str>>,
+    place: &str,
+) -> Result<Vec<Value>> {
+    if texts.len() != table.columns.len() {
+        return Err(CaptureError::Value {
+            table: table.qualified_name(),
+            column: "(row)".into(),
+            place: place.into(),
+            message: format!("{} values for {} columns", texts.len(), table.columns.len()),
+        });
+    }
+    table
+        .columns
+        .iter()
+        .zip(texts)
+        .map(|(col, text)| match text {
+            None => Ok(Value::Null),
+            Some(t) => parse_value(col, t).map_err(|e| CaptureError::Value {
+                table: table.qualified_name(),
+                column: col.name.clone(),
+                place: place.into(),
+                message: e.to_string(),
+            }),
+        })
+        .collect()
+}
+
+/// The open transaction while streaming.
+struct OpenTx {
+    xid: u32,
+    commit_ts_us: i64,
+}
+
+struct Streamer {
+    client: Client,
+    relations: HashMap<u32, Arc<TableSchema>>,
+    tx: Option<OpenTx>,
+    last_commit: Option<Lsn>,
+    last_checkpoint: Lsn,
+}
+
+impl Streamer {
+    async fn stream(
+        &mut self,
+        mut stream: ReplicationStream,
+        settings: &SourceSettings,
+        out: &mpsc::Sender<Vec<Item>>,
+        confirmed: &mut watch::Receiver<Lsn>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut status = StatusTimer::new(settings.status_interval);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch: Vec<Item> = Vec::with_capacity(BATCH_SIZE);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {
+                    let c = *confirmed.borrow();
+                    status.maybe_send(&mut stream, c).await?
+                }
+                msg = stream.next() => {
+                    let mut msg = msg?;
+                    // Drain what is already buffered before handing the batch on.
+                    loop {
+                        let confirmed_now = *confirmed.borrow();
+                        self.handle(msg, &mut batch, &mut stream, confirmed_now).await?;
+                        if batch.len() >= BATCH_SIZE {
+                            break;
+                        }
+                        match stream.next().now_or_never() {
+                            Some(next) => msg = next?,
+                            None => break,
+                        }
+                    }
+                    if !batch.is_empty() {
+                        let items = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
+                        // Wait for room downstream, answering the server meanwhile so that a
+                        // stalled broker does not make the walsender time us out.
+                        let mut permit = std::pin::pin!(out.reserve());
+                        loop {
+                            tokio::select! {
+                                p = &mut permit => { p.map_err(|_| CaptureError::PipelineGone)?.send(items); break; }
+                                _ = tick.tick() => {
+                                    let c = *confirmed.borrow();
+                                    status.maybe_send(&mut stream, c).await?
+                                }
+                                _ = shutdown.changed() => return self.finish(stream, confirmed).await,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.finish(stream, confirmed).await
+    }
+
+    /// On shutdown: wait for the sink to drain (it drops the `confirmed` sender when done), report
+    /// the final confirmed position, close the connection.
+    async fn finish(
+        &mut self,
+        mut stream: ReplicationStream,
+        confirmed: &mut watch::Receiver<Lsn>,
+    ) -> Result<()> {
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                changed = confirmed.changed() => if changed.is_err() { break },
+                _ = &mut deadline => break,
+                // Keep reading so the server's keepalives are answered; messages are not used.
+                m = stream.next() => if m.is_err() { break },
+            }
+        }
+        let last = *confirmed.borrow();
+        if last > Lsn::ZERO {
+            stream.send_status(last, false).await?;
+        }
+        tracing::info!(confirmed = %last, "capture stopped");
+        stream.close().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: StreamMessage,
+        batch: &mut Vec<Item>,
+        stream: &mut ReplicationStream,
+        confirmed: Lsn,
+    ) -> Result<()> {
+        match msg {
+            StreamMessage::Keepalive {
+                wal_end,
+                reply_requested,
+            } => {
+                if self.tx.is_none() && wal_end > self.last_checkpoint {
+                    // Nothing of ours is pending before wal_end: confirm it once what precedes is acknowledged.
+                    self.last_checkpoint = wal_end;
+                    batch.push(Item::Checkpoint(Checkpoint::Lsn(wal_end)));
+                }
+                if reply_requested {
+                    stream.send_status(confirmed, false).await?;
+                }
+                Ok(())
+            }
+            StreamMessage::XLogData {
+                wal_start, data, ..
+            } => {
+                let message =
+                    pgoutput::decode(&data, false).map_err(|source| CaptureError::Decode {
+                        lsn: wal_start,
+                        source,
+                    })?;
+                self.apply(message, wal_start, batch).await
+            }
+        }
+    }
+
+    async fn apply(&mut self, message: Message, lsn: Lsn, batch: &mut Vec<Item>) -> Result<()> {
+        match message {
+            Message::Begin { xid, commit_ts_us, .. } => {
+                self.tx = Some(OpenTx { xid, commit_ts_us });
+            }
+            Message::Commit { commit_lsn, end_lsn, .. } => {
+                self.tx = None;
+                self.last_commit = Some(commit_lsn);
+                self.last_checkpoint = self.last_checkpoint.max(end_lsn);
+                batch.push(Item::Checkpoint(Checkpoint::Lsn(end_lsn)));
+            }
+            Message::Relation(rel) => {
+                let schema = self.relation_schema(&rel, lsn).await?;
+                let keep = self.relations.get(&rel.oid).is_some_and(|old| **old == schema);
+                if !keep {
+                    tracing::info!(table = %schema.qualified_name(), %lsn, "table schema (re)read from the replication stream");
+                    self.relations.insert(rel.oid, Arc::new(schema));
+                }
+            }
+            Message::Insert { relation, new, .. } => {
+                let table = self.table(relation, lsn)?;
+                let after = tuple_values(&table, new, lsn)?;
+                batch.push(self.event(Op::Create, table, None, Some(after), lsn));
+            }
+            Message::Update { relation, old, new, .. } => {
+                let table = self.table(relation, lsn)?;
+                let before = old.map(|o| tuple_values(&table, o.tuple, lsn)).transpose()?;
+                let mut after = tuple_values(&table, new, lsn)?;
+                // An unchanged TOASTed value that the old row (REPLICA IDENTITY FULL) carries is
+                // not unknown: fill it in.
+                if let Some(before) = &before {
+                    for (a, b) in after.iter_mut().zip(before) {
+                        if *a == Value::UnchangedToast && *b != Value::UnchangedToast {
+                            *a = b.clone();
+                        }
+                    }
+                }
+                batch.push(self.event(Op::Update, table, before, Some(after), lsn));
+            }
+            Message::Delete { relation, old, .. } => {
+                let table = self.table(relation, lsn)?;
+                let before = tuple_values(&table, old.tuple, lsn)?;
+                batch.push(self.event(Op::Delete, table, Some(before), None, lsn));
+            }
+            // Truncate events are off by default, as in Debezium (skipped.operations=t); logical
+            // decoding messages are not requested (no `messages` option); origins and types need
+            // no event.
+            Message::Truncate { .. } | Message::Type { .. } | Message::Origin { .. } | Message::Message { .. } => {}
+            Message::StreamStart { .. } | Message::StreamStop | Message::StreamCommit { .. } | Message::StreamAbort { .. } => {
+                return Err(CaptureError::Stream {
+                    lsn,
+                    message: "streamed in-progress transactions arrived although protocol version 1 was requested".into(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn table(&self, oid: u32, lsn: Lsn) -> Result<Arc<TableSchema>> {
+        self.relations
+            .get(&oid)
+            .cloned()
+            .ok_or_else(|| CaptureError::Stream {
+                lsn,
+                message: format!(
+                    "a change for relation oid {oid} arrived before its Relation message"
+                ),
+            })
+    }
+
+    fn event(
+        &self,
+        op: Op,
+        table: Arc<TableSchema>,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        lsn: Lsn,
+    ) -> Item {
+        let (tx_id, ts_us) = match &self.tx {
+            Some(tx) => (Some(i64::from(tx.xid)), tx.commit_ts_us),
+            None => (None, now_us()),
+        };
+        Item::Event(ChangeEvent {
+            op,
+            table,
+            before,
+            after,
+            source: Source {
+                lsn,
+                last_commit_lsn: self.last_commit,
+                tx_id,
+                ts_us,
+                snapshot: SnapshotMarker::False,
+            },
+        })
+    }
+
+    /// The schema of a relation as the stream describes it (columns, types, identity), with what
+    /// only the catalog knows (primary key, nullability, defaults, enum labels) read now.
+    async fn relation_schema(&self, rel: &Relation, lsn: Lsn) -> Result<TableSchema> {
+        let catalog = match catalog::load_table(&self.client, rel.oid).await {
+            Ok(t) => Some(t),
+            Err(CatalogError::NoTable(_)) => None, // dropped since: the stream alone describes it
+            Err(e) => return Err(e.into()),
+        };
+        let replica_identity = crate::event::ReplicaIdentity::from_code(rel.replica_identity)
+            .ok_or_else(|| CaptureError::Stream {
+                lsn,
+                message: format!(
+                    "unknown replica identity {:?} for {}.{}",
+                    rel.replica_identity as char, rel.namespace, rel.name
+                ),
+            })?;
+        let has_pk = catalog.as_ref().is_some_and(|c| c.has_key());
+        let columns = rel
+            .columns
+            .iter()
+            .map(|rc| {
+                let cat = catalog
+                    .as_ref()
+                    .and_then(|c| c.columns.iter().find(|c| c.name == rc.name));
+                let same_type = cat.is_some_and(|c| c.type_oid == rc.type_oid);
+                crate::event::Column {
+                    name: rc.name.clone(),
+                    type_oid: rc.type_oid,
+                    type_modifier: rc.type_modifier,
+                    type_name: cat
+                        .filter(|_| same_type)
+                        .map(|c| c.type_name.clone())
+                        .unwrap_or_default(),
+                    base_type_oid: cat
+                        .filter(|_| same_type)
+                        .map(|c| c.base_type_oid)
+                        .unwrap_or(rc.type_oid),
+                    nullable: cat.is_none_or(|c| c.nullable),
+                    // With REPLICA IDENTITY FULL every column is flagged: the key is the primary key.
+                    is_key: if has_pk {
+                        cat.is_some_and(|c| c.is_key)
+                    } else {
+                        rc.is_key && replica_identity != crate::event::ReplicaIdentity::Full
+                    },
+                    default: cat.filter(|_| same_type).and_then(|c| c.default.clone()),
+                    enum_labels: cat
+                        .filter(|_| same_type)
+                        .map(|c| c.enum_labels.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(TableSchema {
+            oid: rel.oid,
+            schema: rel.namespace.clone(),
+            name: rel.name.clone(),
+            columns,
+            replica_identity,
+        })
+    }
+}
+
+/// pgoutput tuple → typed values.
+fn tuple_values(table: &TableSchema, tuple: Tuple, lsn: Lsn) -> Result<Vec<Value>> {
+    let place = || format!("LSN {lsn}");
+    if tuple.0.len() != table.columns.len() {
+        return Err(CaptureError::Value {
+            table: table.qualified_name(),
+            column: "(row)".into(),
+            place: place(),
+            message: format!(
+                "{} values for {} columns",
+                tuple.0.len(),
+                table.columns.len()
+            ),
+        });
+    }
+    table
+        .columns
+        .iter()
+        .zip(tuple.0)
+        .map(|(col, field)| match field {
+            TupleField::Null => Ok(Value::Null),
+            TupleField::UnchangedToast => Ok(Value::UnchangedToast),
+            TupleField::Text(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|e| CaptureError::Value {
+                    table: table.qualified_name(),
+                    column: col.name.clone(),
+                    place: place(),
+                    message: format!("not UTF-8: {e}"),
+                })?;
+                parse_value(col, text).map_err(|e| CaptureError::Value {
+                    table: table.qualified_name(),
+                    column: col.name.clone(),
+                    place: place(),
+                    message: e.to_string(),
+                })
+            }
+            TupleField::Binary(_) => Err(CaptureError::Value {
+                table: table.qualified_name(),
+                column: col.name.clone(),
+                place: place(),
+                message: "a binary value arrived although text format was requested".into(),
+            }),
+        })
+        .collect()
+}
+
+/// Sends standby status updates when the confirmed position moved (at most every 250 ms) and at
+/// least every `interval`.
+struct StatusTimer {
+    interval: Duration,
+    last_sent: Lsn,
+    at: Instant,
+}
+
+impl StatusTimer {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last_sent: Lsn::ZERO,
+            at: Instant::now(),
+        }
+    }
+
+    async fn maybe_send(&mut self, stream: &mut ReplicationStream, confirmed: Lsn) -> Result<()> {
+        if confirmed != self.last_sent || self.at.elapsed() >= self.interval {
+            stream.send_status(confirmed, false).await?;
+            self.last_sent = confirmed;
+            self.at = Instant::now();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,385 @@
+//! The pipeline: capture → plugin chain → encoder → Kafka, and the confirmation of positions.
+//!
+//! ```text
+//!  capture task ──batches of Item──▶ deliver task: chain → Debezium JSON → producer
+//!       ▲                                   │ deliveries, in queue order
+//!       └──── confirmed LSN (watch) ◀───────┘ a Checkpoint pops only after all records before it
+//! ```
+//!
+//! A [`Checkpoint`] travels in the stream right after the events it covers. The deliver task
+//! keeps record deliveries and checkpoints in one first-in-first-out queue of futures; a
+//! checkpoint therefore completes only after every record queued before it was acknowledged by
+//! the broker, and only then is its LSN confirmed to PostgreSQL (or the snapshot recorded as
+//! done). A failed delivery fails the run: the relay restarts from the last confirmed position.
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::encode::json::{DebeziumJson, JsonOptions};
+use crate::event::{ChangeEvent, Lsn, Op};
+use crate::pg::capture::{Capture, SourceSettings};
+use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
+use crate::state::StateStore;
+
+/// What flows from capture to delivery.
+#[derive(Debug)]
+pub enum Item {
+    Event(ChangeEvent),
+    Checkpoint(Checkpoint),
+}
+
+/// A position that becomes durable once everything before it is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Confirm this LSN to PostgreSQL (a commit's end LSN, or an idle keepalive position).
+    Lsn(Lsn),
+    /// Every row of the slot's initial snapshot was acknowledged: record it.
+    SnapshotDone { slot: String, consistent_point: Lsn },
+}
+
+/// A stage of the plugin chain: takes the events of one transaction segment, returns what goes
+/// on. The WebAssembly plugin runtime implements it; [`PassThrough`] is the empty chain.
+pub trait Stage: Send {
+    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<ChangeEvent>>;
+}
+
+/// The empty chain: events go on unchanged.
+pub struct PassThrough;
+
+impl Stage for PassThrough {
+    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<ChangeEvent>> {
+        Ok(events)
+    }
+}
+
+/// Everything a run needs, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub source: SourceSettings,
+    pub kafka: KafkaSettings,
+    pub topic_prefix: String,
+    pub tombstones_on_delete: bool,
+    pub state_dir: PathBuf,
+}
+
+/// A failed run, classified: transient failures are retried from the last confirmed position.
+#[derive(Debug)]
+pub struct RunError {
+    pub transient: bool,
+    pub error: anyhow::Error,
+}
+
+impl RunError {
+    fn fatal(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            transient: false,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<crate::pg::capture::CaptureError> for RunError {
+    fn from(e: crate::pg::capture::CaptureError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            error: e.into(),
+        }
+    }
+}
+
+impl From<SinkError> for RunError {
+    fn from(e: SinkError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            error: e.into(),
+        }
+    }
+}
+
+/// Runs the relay until `shutdown` turns true; retries transient failures with backoff.
+pub async fn run(
+    settings: RelaySettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let started = Instant::now();
+        match run_once(&settings, shutdown.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.transient && !*shutdown.borrow() => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    delay = Duration::from_millis(500);
+                }
+                tracing::warn!(
+                    error = format!("{:#}", e.error),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "run failed; restarting from the last confirmed position"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.error),
+        }
+    }
+}
+
+/// One run: prepare capture, connect the producer, stream until shutdown or failure.
+pub async fn run_once(
+    settings: &RelaySettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let state = StateStore::new(&settings.state_dir);
+    let capture = Capture::prepare(settings.source.clone(), state.clone()).await?;
+    let encoder = DebeziumJson::new(JsonOptions {
+        topic_prefix: settings.topic_prefix.clone(),
+        database: capture.database().to_string(),
+        connector_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let sink = KafkaSink::new(&settings.kafka)?;
+    let (items_tx, items_rx) = mpsc::channel(16);
+    let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
+    let capture_task = tokio::spawn(capture.run(items_tx, confirmed_rx, shutdown.clone()));
+    let mut deliver = Deliver {
+        sink,
+        encoder,
+        chain: Box::new(PassThrough),
+        prefix: settings.topic_prefix.clone(),
+        tombstones: settings.tombstones_on_delete,
+        state,
+        confirmed: confirmed_tx,
+        pending: FuturesOrdered::new(),
+    };
+    let delivered = deliver.run(items_rx, shutdown).await;
+    drop(deliver); // drops the confirmed sender: capture reports the final position and exits
+    let captured = match capture_task.await {
+        Ok(r) => r.map_err(RunError::from),
+        Err(join) => Err(RunError::fatal(anyhow::anyhow!(
+            "capture task panicked: {join}"
+        ))),
+    };
+    match (delivered, captured) {
+        // A delivery failure is the cause when capture then stops for want of a pipeline.
+        (Err(e), _) => Err(e),
+        (Ok(()), r) => r,
+    }
+}
+
+/// An entry of the in-order acknowledgement queue.
+enum Pending {
+    Record(Delivery),
+    Checkpoint(Option<Checkpoint>),
+}
+
+enum Ack {
+    Record(DeliveryOutcome),
+    Checkpoint(Checkpoint),
+}
+
+impl Future for Pending {
+    type Output = Ack;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ack> {
+        match self.get_mut() {
+            Pending::Record(d) => Pin::new(d).poll(cx).map(Ack::Record),
+            Pending::Checkpoint(c) => match c.take() {
+                Some(c) => Poll::Ready(Ack::Checkpoint(c)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+struct Deliver {
+    sink: KafkaSink,
+    encoder: DebeziumJson,
+    chain: Box<dyn Stage>,
+    prefix: String,
+    tombstones: bool,
+    state: StateStore,
+    confirmed: watch::Sender<Lsn>,
+    pending: FuturesOrdered<Pending>,
+}
+
+impl Deliver {
+    async fn run(
+        &mut self,
+        mut items: mpsc::Receiver<Vec<Item>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), RunError> {
+        loop {
+            tokio::select! {
+                biased;
+                Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_ack(ack)?,
+                batch = items.recv() => match batch {
+                    Some(batch) => self.on_batch(batch).await?,
+                    None => break,
+                },
+            }
+        }
+        // Capture ended (shutdown or failure): wait for what is in flight, so its positions can
+        // still be confirmed; give up after a grace period on shutdown (nothing is lost: the
+        // unconfirmed part is read again on restart).
+        let grace = async {
+            let _ = shutdown.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        };
+        tokio::pin!(grace);
+        while !self.pending.is_empty() {
+            tokio::select! {
+                Some(ack) = self.pending.next() => self.on_ack(ack)?,
+                _ = &mut grace => {
+                    tracing::warn!(in_flight = self.pending.len(), "stopping with records unacknowledged; they are sent again on restart");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_ack(&mut self, ack: Ack) -> Result<(), RunError> {
+        match ack {
+            Ack::Record(outcome) => outcome.map_err(RunError::from),
+            Ack::Checkpoint(Checkpoint::Lsn(lsn)) => {
+                self.confirmed.send_if_modified(|c| {
+                    let moved = lsn > *c;
+                    if moved {
+                        *c = lsn;
+                    }
+                    moved
+                });
+                Ok(())
+            }
+            Ack::Checkpoint(Checkpoint::SnapshotDone {
+                slot,
+                consistent_point,
+            }) => {
+                self.state
+                    .snapshot_done(&slot, consistent_point)
+                    .map_err(RunError::fatal)?;
+                tracing::info!(%slot, %consistent_point, "initial snapshot delivered and recorded");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_batch(&mut self, batch: Vec<Item>) -> Result<(), RunError> {
+        let mut segment = Vec::new();
+        for item in batch {
+            match item {
+                Item::Event(e) => segment.push(e),
+                Item::Checkpoint(c) => {
+                    self.process_segment(std::mem::take(&mut segment)).await?;
+                    self.pending.push_back(Pending::Checkpoint(Some(c)));
+                }
+            }
+        }
+        self.process_segment(segment).await
+    }
+
+    async fn process_segment(&mut self, events: Vec<ChangeEvent>) -> Result<(), RunError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = self.chain.process(events).map_err(RunError::fatal)?;
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        for ev in &events {
+            let topic = format!("{}.{}.{}", self.prefix, ev.table.schema, ev.table.name);
+            self.sink.ensure_topic(&topic).await?;
+            let key = self.encoder.key(ev).map_err(RunError::fatal)?;
+            let value = self
+                .encoder
+                .value(ev, now_ns)
+                .with_context(|| {
+                    format!(
+                        "encoding the {} event of {} at LSN {}",
+                        ev.op.code(),
+                        ev.table.qualified_name(),
+                        ev.source.lsn
+                    )
+                })
+                .map_err(RunError::fatal)?;
+            self.produce(&topic, key.as_deref(), Some(&value)).await?;
+            if ev.op == Op::Delete && self.tombstones {
+                self.produce(&topic, key.as_deref(), None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues one record; while librdkafka's queue is full, waits for acknowledgements.
+    async fn produce(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<(), RunError> {
+        loop {
+            match self.sink.send(topic, key, value)? {
+                Some(delivery) => {
+                    self.pending.push_back(Pending::Record(delivery));
+                    return Ok(());
+                }
+                None => match self.pending.next().await {
+                    Some(ack) => self.on_ack(ack)?,
+                    None => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+            }
+        }
+    }
+}
+
+impl RelaySettings {
+    /// Resolves a validated configuration into what a run needs.
+    pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RelaySettings> {
+        use crate::config::SnapshotMode as Cfg;
+        use crate::pg::capture::SnapshotMode;
+        let pg = &cfg.source.postgres;
+        if !cfg.plugins.is_empty() {
+            anyhow::bail!(
+                "plugins: the WebAssembly plugin runtime is not part of this build yet; use `plugins: []`"
+            );
+        }
+        let pg_config: tokio_postgres::Config = pg
+            .url
+            .parse()
+            .with_context(|| "source.postgres.url is not a valid PostgreSQL connection URL")?;
+        let kafka = &cfg.sink.kafka;
+        Ok(RelaySettings {
+            source: SourceSettings {
+                pg: pg_config,
+                slot: pg.slot.clone(),
+                publication: pg.publication.clone(),
+                tables: pg.tables.iter().map(|t| t.to_string()).collect(),
+                snapshot: match pg.snapshot {
+                    Cfg::Initial => SnapshotMode::Initial,
+                    Cfg::Never => SnapshotMode::Never,
+                },
+                status_interval: Duration::from_millis(pg.status_interval_ms),
+            },
+            kafka: KafkaSettings {
+                brokers: kafka.brokers.clone(),
+                properties: kafka.properties.clone(),
+                topics: crate::sink::kafka::TopicSettings {
+                    partitions: kafka.topics.partitions as i32,
+                    replication_factor: kafka.topics.replication_factor as i32,
+                    cleanup_policy: kafka.topics.cleanup_policy.as_kafka_str().to_string(),
+                    config: kafka.topics.config.clone(),
+                },
+            },
+            topic_prefix: cfg.topic_prefix.clone(),
+            tombstones_on_delete: cfg.tombstones_on_delete,
+            state_dir: cfg.state_dir.clone(),
+        })
+    }
+}

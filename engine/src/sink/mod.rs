@@ -1,0 +1,2 @@
+//! Where encoded records go.
+pub mod kafka;

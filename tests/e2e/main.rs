@@ -1,0 +1,7 @@
+//! walrelay's end-to-end tests: the relay binary against a real PostgreSQL and a real
+//! Kafka-protocol broker (Tansu), both started by `scripts/services` (idempotent).
+mod support;
+
+mod cli;
+mod cookbook;
+mod delivery;

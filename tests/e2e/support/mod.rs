@@ -1,0 +1,447 @@
+//! Shared helpers of the end-to-end tests: the real services, throwaway databases, the relay as a
+//! child process, a topic reader, and condition waits (never fixed sleeps).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_postgres::{Client, NoTls};
+
+pub mod murmur2;
+
+/// Where the services are, as `scripts/services env` prints them.
+pub struct Services {
+    pub pg_url: String,
+    pub brokers: String,
+    pub tansu_bin: PathBuf,
+    pub repo: PathBuf,
+}
+
+/// Starts the services once per test binary (idempotent: running ones are reused).
+pub fn services() -> &'static Services {
+    static S: OnceLock<Services> = OnceLock::new();
+    S.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("repo root")
+            .to_path_buf();
+        let out = Command::new(repo.join("scripts/services"))
+            .arg("up")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/services up");
+        assert!(out.status.success(), "scripts/services up failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let vars: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .collect();
+        Services {
+            pg_url: vars["WALRELAY_PG_URL"].to_string(),
+            brokers: vars["WALRELAY_KAFKA_BROKERS"].to_string(),
+            tansu_bin: PathBuf::from(vars["WALRELAY_TANSU_BIN"]),
+            repo,
+        }
+    })
+}
+
+/// A name unique to this test run: `prefix_<pid>_<n>`, valid as database, slot and topic name.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits until `check` returns `Some`, polling every 50 ms; panics with `what` after `timeout`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A throwaway database.
+pub struct Db {
+    pub name: String,
+    pub url: String,
+    pub client: Client,
+}
+
+impl Db {
+    pub async fn create(prefix: &str) -> Db {
+        let s = services();
+        let name = unique(prefix);
+        let admin = connect(&s.pg_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let url = s
+            .pg_url
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{name}"))
+            .expect("url");
+        let client = connect(&url).await;
+        Db { name, url, client }
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The slot's confirmed_flush_lsn as text, if the slot exists.
+    pub async fn confirmed_flush(&self, slot: &str) -> Option<String> {
+        self.client
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .expect("slot query")
+            .and_then(|r| r.get(0))
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// The `walrelay` binary, built by cargo for this workspace's profile.
+pub fn relay_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let s = services();
+        // The test binary lives in <target>/<profile>/deps/; walrelay in <target>/<profile>/.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target profile dir");
+        let bin = profile_dir.join("walrelay");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build
+            .current_dir(&s.repo)
+            .args(["build", "-p", "walrelay", "--bin", "walrelay"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo build walrelay");
+        assert!(status.success(), "building walrelay failed");
+        assert!(bin.exists(), "no walrelay binary at {}", bin.display());
+        bin
+    })
+}
+
+/// A running relay process.
+pub struct Relay {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Relay {
+    /// Writes `yaml` to a fresh directory and runs `walrelay run --config` on it.
+    pub fn start(name: &str, yaml: &str) -> Relay {
+        let dir = std::env::temp_dir().join("walrelay-e2e").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("relay dir");
+        let config = dir.join("walrelay.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        Self::start_in(dir, config)
+    }
+
+    /// Starts again (after `kill9` or `stop`) with the same directory, state_dir and config.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_relay(&self.config, &self.log);
+    }
+
+    fn start_in(dir: PathBuf, config: PathBuf) -> Relay {
+        let log = dir.join("walrelay.log");
+        let child = spawn_relay(&config, &log);
+        Relay {
+            child,
+            dir,
+            config,
+            log,
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait walrelay")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics (with the log) if the relay exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("walrelay exited with {status}; log:\n{}", self.log_text());
+        }
+    }
+}
+
+fn spawn_relay(config: &Path, log: &Path) -> Child {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(relay_binary())
+        .args(["run", "--config"])
+        .arg(config)
+        .current_dir(config.parent().expect("config dir"))
+        .env("WALRELAY_LOG", "info,walrelay=debug")
+        .stdout(log_file.try_clone().expect("log"))
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn walrelay")
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Record {
+    pub fn key_json(&self) -> serde_json::Value {
+        serde_json::from_slice(self.key.as_deref().expect("record has a key")).expect("key is JSON")
+    }
+    pub fn value_json(&self) -> Option<serde_json::Value> {
+        self.value
+            .as_deref()
+            .map(|v| serde_json::from_slice(v).expect("value is JSON"))
+    }
+    /// `payload` of the value; panics on a tombstone.
+    pub fn payload(&self) -> serde_json::Value {
+        self.value_json().expect("not a tombstone")["payload"].clone()
+    }
+}
+
+/// Reads a topic from the beginning, by partition assignment (no consumer group).
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    pub topic: String,
+    pub records: Vec<Record>,
+    assigned: bool,
+}
+
+impl TopicReader {
+    pub fn new(brokers: &str, topic: &str) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", unique("e2e_reader"))
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("enable.partition.eof", "false")
+            .create()
+            .expect("consumer");
+        TopicReader {
+            consumer,
+            topic: topic.to_string(),
+            records: Vec::new(),
+            assigned: false,
+        }
+    }
+
+    fn try_assign(&mut self) -> bool {
+        if self.assigned {
+            return true;
+        }
+        let Ok(md) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+        else {
+            return false;
+        };
+        let Some(t) = md.topics().iter().find(|t| t.name() == self.topic) else {
+            return false;
+        };
+        if t.error().is_some() || t.partitions().is_empty() {
+            return false;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions() {
+            tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)
+                .expect("tpl");
+        }
+        self.consumer.assign(&tpl).expect("assign");
+        self.assigned = true;
+        true
+    }
+
+    /// The sum of the topic's high watermarks (records the broker holds); 0 before it exists.
+    pub fn high_watermark_total(&self) -> i64 {
+        let Ok(md) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+        else {
+            return 0;
+        };
+        let Some(t) = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic && t.error().is_none())
+        else {
+            return 0;
+        };
+        t.partitions()
+            .iter()
+            .filter_map(|p| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(5))
+                    .ok()
+            })
+            .map(|(_, high)| high)
+            .sum()
+    }
+
+    /// The number of partitions (after the topic exists).
+    pub fn partitions(&self) -> usize {
+        let md = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+            .expect("metadata");
+        md.topics()[0].partitions().len()
+    }
+
+    /// Reads what arrives within `wait` and returns the records new since the last call.
+    pub fn read_more(&mut self, wait: Duration) -> &[Record] {
+        let before = self.records.len();
+        if self.try_assign() {
+            let start = Instant::now();
+            while start.elapsed() < wait {
+                match self.consumer.poll(Duration::from_millis(100)) {
+                    Some(m) => {
+                        let m = m.expect("consume");
+                        self.records.push(Record {
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            value: m.payload().map(<[u8]>::to_vec),
+                        });
+                        if self.records.len() - before >= 5000 {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+            }
+        } else {
+            std::thread::sleep(wait.min(Duration::from_millis(200)));
+        }
+        &self.records[before..]
+    }
+
+    /// Polls until `done(records)` holds; panics after `timeout` with what was read.
+    pub fn read_until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[Record]) -> bool,
+    ) -> &[Record] {
+        let start = Instant::now();
+        loop {
+            if self.try_assign() {
+                while let Some(m) = self.consumer.poll(Duration::from_millis(200)) {
+                    let m = m.expect("consume");
+                    self.records.push(Record {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                    });
+                    if self.records.len().is_multiple_of(1000) && done(&self.records) {
+                        return &self.records;
+                    }
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if done(&self.records) {
+                return &self.records;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what} on {}; read {} records, last: {:?}",
+                self.topic,
+                self.records.len(),
+                self.records
+                    .last()
+                    .map(|r| r.value.as_deref().map(String::from_utf8_lossy))
+            );
+        }
+    }
+}
+
+/// A relay config for `db`, with `extra` YAML appended at the top level.
+pub fn relay_yaml(
+    db: &Db,
+    slot: &str,
+    tables: &[&str],
+    prefix: &str,
+    brokers: &str,
+    kafka_extra: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "source:\n  postgres:\n    url: {url}\n    slot: {slot}\n    publication: {slot}\n    tables: [{tables}]\n    snapshot: initial\n    status_interval_ms: 1000\n\
+         topic_prefix: {prefix}\nstate_dir: ./state\nsink:\n  kafka:\n    brokers: {brokers}\n{kafka_extra}plugins: []\n{extra}",
+        url = db.url,
+        tables = tables.join(", "),
+    )
+}
