@@ -9,7 +9,8 @@
 //! * [`pipeline`]: the chain stage, delivery and the confirmation of positions;
 //! * [`encode`]: Debezium JSON;
 //! * [`sink`]: the Kafka producer;
-//! * [`state`]: what the relay records between runs (initial snapshot completion).
+//! * [`state`]: what the relay records between runs (initial snapshot completion);
+//! * [`tail`]: reading a topic back, for operators.
 pub mod config;
 pub mod encode;
 pub mod event;
@@ -17,3 +18,4 @@ pub mod pg;
 pub mod pipeline;
 pub mod sink;
 pub mod state;
+pub mod tail;

@@ -28,6 +28,24 @@ enum Command {
         #[arg(short, long, env = "WALRELAY_CONFIG")]
         config: PathBuf,
     },
+    /// Print a topic's records from the beginning, one JSON line each: partition, offset, key, value.
+    Tail {
+        /// Bootstrap brokers, comma-separated host:port.
+        #[arg(short, long, env = "WALRELAY_KAFKA_BROKERS")]
+        brokers: String,
+        /// The topic, e.g. inventory.public.products.
+        #[arg(short, long)]
+        topic: String,
+        /// Stop after this many records.
+        #[arg(short = 'n', long)]
+        count: Option<usize>,
+        /// Stop after this many seconds without a new record (default: keep following).
+        #[arg(long)]
+        idle_secs: Option<u64>,
+        /// Give up if the topic does not exist after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +72,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let cfg = walrelay::config::load(&config)?;
             walrelay::pipeline::RelaySettings::from_config(&cfg)?;
             println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Tail {
+            brokers,
+            topic,
+            count,
+            idle_secs,
+            wait_secs,
+        } => {
+            let opts = walrelay::tail::TailOptions {
+                brokers,
+                topic,
+                count,
+                idle: idle_secs.map(std::time::Duration::from_secs),
+                wait_for_topic: std::time::Duration::from_secs(wait_secs),
+            };
+            walrelay::tail::tail(&opts, &mut std::io::stdout().lock())?;
             Ok(())
         }
         Command::Run { config } => {

@@ -274,4 +274,52 @@ async fn cookbook_snapshot_streaming_replica_identity_full_and_restart() {
     assert_eq!(ins.payload()["after"]["name"], "wrench");
     assert_eq!(ins.payload()["after"]["weight"], 1.25);
     relay.assert_running();
+
+    // 7. `walrelay tail` prints the same records, verbatim, one JSON line each.
+    let out = std::process::Command::new(crate::support::relay_binary())
+        .args([
+            "tail",
+            "--brokers",
+            &s.brokers,
+            "--topic",
+            &topic,
+            "--count",
+            "8",
+        ])
+        .output()
+        .expect("walrelay tail");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 8);
+    let mut tailed: Vec<(i64, i64, Value)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["partition"].as_i64().unwrap(),
+                l["offset"].as_i64().unwrap(),
+                l["value"].clone(),
+            )
+        })
+        .collect();
+    tailed.sort_by_key(|t| (t.0, t.1));
+    let mut consumed: Vec<(i64, i64, Value)> = recs[..8]
+        .iter()
+        .map(|r| {
+            (
+                i64::from(r.partition),
+                r.offset,
+                r.value_json().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    consumed.sort_by_key(|t| (t.0, t.1));
+    assert_eq!(tailed, consumed);
 }

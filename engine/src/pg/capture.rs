@@ -225,14 +225,21 @@ impl Capture {
                 tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
                 if snapshot {
                     state.snapshot_started(&settings.slot, created.consistent_point)?;
-                    let rows = snapshot_tables(
+                    let Some(rows) = snapshot_tables(
                         &client,
                         &created.snapshot_name,
                         created.consistent_point,
                         &tables,
                         &out,
+                        &shutdown,
                     )
-                    .await?;
+                    .await?
+                    else {
+                        tracing::info!(
+                            "stopped during the initial snapshot; it is taken again on restart"
+                        );
+                        return Ok(());
+                    };
                     tracing::info!(
                         rows,
                         tables = tables.len(),
@@ -264,10 +271,9 @@ impl Capture {
             last_commit: None,
             last_checkpoint: Lsn::ZERO,
         };
-        let result = streamer
-            .stream(stream, &settings, &out, &mut confirmed, &mut shutdown)
-            .await;
-        result
+        streamer
+            .stream(stream, &settings, out, &mut confirmed, &mut shutdown)
+            .await
     }
 }
 
@@ -293,7 +299,8 @@ async fn snapshot_tables(
     consistent_point: Lsn,
     tables: &[Arc<TableSchema>],
     out: &mpsc::Sender<Vec<Item>>,
-) -> Result<u64> {
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<u64>> {
     let snap_err = |table: &str| {
         let table = table.to_string();
         move |source| CaptureError::Snapshot { table, source }
@@ -380,6 +387,9 @@ async fn snapshot_tables(
                     emit(prev, row_index, false, &mut batch);
                     row_index += 1;
                     if batch.len() >= BATCH_SIZE {
+                        if *shutdown.borrow() {
+                            return Ok(None);
+                        }
                         send(
                             out,
                             std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
@@ -414,7 +424,7 @@ async fn snapshot_tables(
         .batch_execute("COMMIT")
         .await
         .map_err(snap_err("(end of snapshot)"))?;
-    Ok(total)
+    Ok(Some(total))
 }
 
 /// Text values of one row → typed values, positional against `table`.
@@ -466,7 +476,7 @@ impl Streamer {
         &mut self,
         mut stream: ReplicationStream,
         settings: &SourceSettings,
-        out: &mpsc::Sender<Vec<Item>>,
+        out: mpsc::Sender<Vec<Item>>,
         confirmed: &mut watch::Receiver<Lsn>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<()> {
@@ -474,7 +484,7 @@ impl Streamer {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch: Vec<Item> = Vec::with_capacity(BATCH_SIZE);
-        loop {
+        'stream: loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -508,13 +518,16 @@ impl Streamer {
                                     let c = *confirmed.borrow();
                                     status.maybe_send(&mut stream, c).await?
                                 }
-                                _ = shutdown.changed() => return self.finish(stream, confirmed).await,
+                                _ = shutdown.changed() => break 'stream,
                             }
                         }
                     }
                 }
             }
         }
+        // Closing the channel lets delivery drain what is in flight and then drop its
+        // `confirmed` sender, which `finish` waits for.
+        drop(out);
         self.finish(stream, confirmed).await
     }
 
@@ -594,7 +607,8 @@ impl Streamer {
                 let schema = self.relation_schema(&rel, lsn).await?;
                 let keep = self.relations.get(&rel.oid).is_some_and(|old| **old == schema);
                 if !keep {
-                    tracing::info!(table = %schema.qualified_name(), %lsn, "table schema (re)read from the replication stream");
+                    // Relation messages carry no WAL position of their own (lsn is 0/0).
+                    tracing::info!(table = %schema.qualified_name(), columns = schema.columns.len(), replica_identity = ?schema.replica_identity, "table schema from the replication stream");
                     self.relations.insert(rel.oid, Arc::new(schema));
                 }
             }
