@@ -143,7 +143,8 @@ pub enum Value {
     /// Microseconds since midnight (`24:00:00` is 86 400 000 000).
     Time(i64),
     /// A `timestamp` (without time zone): microseconds since 1970-01-01 00:00, wall clock as UTC.
-    /// `infinity`/`-infinity` are `i64::MAX`/`i64::MIN`.
+    /// `infinity`/`-infinity` are `i64::MAX`/`i64::MIN`. PostgreSQL's last ~29 years
+    /// (after 294247-01-10) do not fit and are refused by the parser.
     Timestamp(i64),
     /// A `timestamptz`: microseconds since 1970-01-01 00:00 UTC. Infinities as for `Timestamp`.
     TimestampTz(i64),
@@ -230,4 +231,35 @@ pub struct ChangeEvent {
     /// The new row (`c`, `u`, `r`); `None` for `d` and `t`.
     pub after: Option<Vec<Value>>,
     pub source: Source,
+    /// The destination topic when a plugin routed the event; `None` means the default,
+    /// `<prefix>.<schema>.<table>`.
+    pub topic: Option<String>,
+    /// Kafka headers added by plugins (or the dead-letter policy).
+    pub headers: Vec<Header>,
+}
+
+/// A Kafka record header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+/// A record a plugin wrote as it is (unwrap, outbox): it bypasses the encoder. A `None` value is
+/// a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+}
+
+/// What the plugin chain hands to the sink.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// A change event, encoded (Debezium JSON) on its way out.
+    Change(ChangeEvent),
+    /// A record written as it is.
+    Record(Record),
 }

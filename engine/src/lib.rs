@@ -16,6 +16,7 @@ pub mod encode;
 pub mod event;
 pub mod pg;
 pub mod pipeline;
+pub mod plugin;
 pub mod sink;
 pub mod state;
 pub mod tail;

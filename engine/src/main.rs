@@ -46,6 +46,58 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         wait_secs: u64,
     },
+    /// Plugin components: keys, signatures and digests for `plugin_policy:` and `sha256:`.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Generate a signing key pair: NAME.key (secret, mode 0600) and NAME.pub (`ed25519:...`, for
+    /// plugin_policy.trusted_keys). Never overwrites.
+    Keygen {
+        /// The key pair's name, a path without extension: writes NAME.key and NAME.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a component with a secret key: writes COMPONENT.sig (or --out).
+    Sign {
+        /// The secret key file written by `walrelay plugin keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signature (default: the component's path with `.sig` appended).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The component (`.wasm`).
+        component: PathBuf,
+    },
+    /// Check a component's signature against trusted keys; exits non-zero with the reason.
+    Verify {
+        /// A trusted public key, `ed25519:<base64>` (repeat for several).
+        #[arg(long = "trusted-key", required = true, value_name = "ed25519:BASE64")]
+        trusted_keys: Vec<String>,
+        /// The signature file (default: the component's path with `.sig` appended).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The component (`.wasm`).
+        component: PathBuf,
+    },
+    /// Print a component's SHA-256, for the plugin's `sha256:` in the configuration.
+    Digest {
+        /// The component (`.wasm`).
+        component: PathBuf,
+    },
+    /// Print what a component is: the walrelay interface version it exports, what it imports
+    /// (capabilities it may ask for), its SHA-256 and who signed it.
+    Inspect {
+        /// The signature file (default: the component's path with `.sig` appended).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The component (`.wasm`).
+        component: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +143,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             walrelay::tail::tail(&opts, &mut std::io::stdout().lock())?;
             Ok(())
         }
+        Command::Plugin { command } => plugin_command(command),
         Command::Run { config } => {
             let cfg = walrelay::config::load(&config)?;
             let settings = walrelay::pipeline::RelaySettings::from_config(&cfg)
@@ -111,6 +164,122 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 });
                 walrelay::pipeline::run(settings, stop_rx).await
             })
+        }
+    }
+}
+
+fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
+    use walrelay::plugin::signing;
+    match command {
+        PluginCommand::Keygen { out } => {
+            let (secret, public, key) = signing::write_key_pair(&out)?;
+            println!(
+                "wrote {} (secret: keep it private) and {}",
+                secret.display(),
+                public.display()
+            );
+            println!("public key, for plugin_policy.trusted_keys:");
+            println!("{}", signing::format_public_key(&key));
+            Ok(())
+        }
+        PluginCommand::Sign {
+            key,
+            out,
+            component,
+        } => {
+            let out = out.unwrap_or_else(|| signing::default_signature_path(&component));
+            let signature = signing::sign_file(&key, &component, &out)?;
+            println!(
+                "wrote {}: sha256 {} signed by {}",
+                out.display(),
+                signature.digest,
+                signing::format_public_key(&signature.key)
+            );
+            Ok(())
+        }
+        PluginCommand::Verify {
+            trusted_keys,
+            signature,
+            component,
+        } => {
+            let policy =
+                signing::TrustPolicy::from_text_keys(true, &trusted_keys).map_err(|(i, err)| {
+                    anyhow::anyhow!(
+                        "--trusted-key `{}` is not a public key: {err}. Expected `ed25519:` then \
+                         the base64 of 32 bytes, as in the NAME.pub written by `walrelay plugin \
+                         keygen`",
+                        trusted_keys[i]
+                    )
+                })?;
+            let signature =
+                signature.unwrap_or_else(|| signing::default_signature_path(&component));
+            let admission = signing::verify(&policy, &component, &signature)?;
+            println!(
+                "{}: ok: sha256 {} signed by {}",
+                component.display(),
+                admission.digest,
+                admission.signer.as_deref().unwrap_or("nobody")
+            );
+            Ok(())
+        }
+        PluginCommand::Digest { component } => {
+            println!("{}", signing::sha256_file(&component)?);
+            Ok(())
+        }
+        PluginCommand::Inspect {
+            signature,
+            component,
+        } => {
+            use walrelay::plugin::runtime::{PluginRuntime, SUPPORTED_INTERFACES};
+            let digest = signing::sha256_file(&component)?;
+            let runtime = PluginRuntime::new()?;
+            let wasm = wasmtime::component::Component::from_file(runtime.engine(), &component)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: not a WebAssembly component: {e:#}",
+                        component.display()
+                    )
+                })?;
+            let shape = walrelay::plugin::runtime::Shape::of(runtime.engine(), &wasm);
+            let interface = shape
+                .exports
+                .iter()
+                .find(|e| e.starts_with("walrelay:plugin/"));
+            println!("component: {}", component.display());
+            println!("sha256:    {digest}");
+            match interface {
+                Some(i) if SUPPORTED_INTERFACES.contains(&i.as_str()) => {
+                    println!("interface: {i} (supported)")
+                }
+                Some(i) => println!(
+                    "interface: {i} (NOT supported; this relay runs {})",
+                    SUPPORTED_INTERFACES.join(", ")
+                ),
+                None => println!("interface: none (not a walrelay plugin)"),
+            }
+            println!("world:     walrelay:plugin/plugin");
+            println!(
+                "exports:   {}",
+                shape.exports.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            println!("imports:");
+            for i in &shape.imports {
+                println!("  {i}");
+            }
+            let signature =
+                signature.unwrap_or_else(|| signing::default_signature_path(&component));
+            if signature.exists() {
+                let admission =
+                    signing::verify(&signing::TrustPolicy::default(), &component, &signature)?;
+                println!(
+                    "signer:    {} ({})",
+                    admission.signer.as_deref().unwrap_or("nobody"),
+                    signature.display()
+                );
+            } else {
+                println!("signer:    unsigned (no {})", signature.display());
+            }
+            Ok(())
         }
     }
 }

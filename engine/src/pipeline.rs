@@ -22,7 +22,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::encode::json::{DebeziumJson, JsonOptions};
-use crate::event::{ChangeEvent, Lsn, Op};
+use crate::event::{ChangeEvent, Header, Lsn, Op, Output};
 use crate::pg::capture::{Capture, SourceSettings};
 use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
 use crate::state::StateStore;
@@ -43,18 +43,19 @@ pub enum Checkpoint {
     SnapshotDone { slot: String, consistent_point: Lsn },
 }
 
-/// A stage of the plugin chain: takes the events of one transaction segment, returns what goes
-/// on. The WebAssembly plugin runtime implements it; [`PassThrough`] is the empty chain.
+/// A stage of the plugin chain: takes the events of one segment (between two positions) and
+/// returns what goes on to the sink. [`crate::plugin::chain::PluginChain`] implements it;
+/// [`PassThrough`] is the empty chain.
 pub trait Stage: Send {
-    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<ChangeEvent>>;
+    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<Output>>;
 }
 
 /// The empty chain: events go on unchanged.
 pub struct PassThrough;
 
 impl Stage for PassThrough {
-    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<ChangeEvent>> {
-        Ok(events)
+    fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<Output>> {
+        Ok(events.into_iter().map(Output::Change).collect())
     }
 }
 
@@ -66,6 +67,8 @@ pub struct RelaySettings {
     pub topic_prefix: String,
     pub tombstones_on_delete: bool,
     pub state_dir: PathBuf,
+    /// The plugin chain, in order (admitted: digests and signatures checked).
+    pub plugins: Vec<crate::plugin::chain::PluginSpec>,
 }
 
 /// A failed run, classified: transient failures are retried from the last confirmed position.
@@ -144,6 +147,19 @@ pub async fn run_once(
         database: capture.database().to_string(),
         connector_version: env!("CARGO_PKG_VERSION").to_string(),
     });
+    let chain: Box<dyn Stage> = if settings.plugins.is_empty() {
+        Box::new(PassThrough)
+    } else {
+        // A chain that cannot load (a refused configuration, a bad component) will not load on
+        // retry either: fatal.
+        Box::new(
+            crate::plugin::chain::PluginChain::new(
+                settings.plugins.clone(),
+                &settings.topic_prefix,
+            )
+            .map_err(RunError::fatal)?,
+        )
+    };
     let sink = KafkaSink::new(&settings.kafka)?;
     let (items_tx, items_rx) = mpsc::channel(16);
     let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
@@ -151,7 +167,7 @@ pub async fn run_once(
     let mut deliver = Deliver {
         sink,
         encoder,
-        chain: Box::new(PassThrough),
+        chain,
         prefix: settings.topic_prefix.clone(),
         tombstones: settings.tombstones_on_delete,
         state,
@@ -288,30 +304,48 @@ impl Deliver {
         if events.is_empty() {
             return Ok(());
         }
-        let events = self.chain.process(events).map_err(RunError::fatal)?;
+        // Plugins run synchronously and may use their whole CPU budget: keep the runtime's other
+        // tasks (capture, acknowledgements) scheduled meanwhile.
+        let chain = &mut self.chain;
+        let outputs =
+            tokio::task::block_in_place(|| chain.process(events)).map_err(RunError::fatal)?;
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        for ev in &events {
-            let topic = format!("{}.{}.{}", self.prefix, ev.table.schema, ev.table.name);
-            self.sink.ensure_topic(&topic).await?;
-            let key = self.encoder.key(ev).map_err(RunError::fatal)?;
-            let value = self
-                .encoder
-                .value(ev, now_ns)
-                .with_context(|| {
-                    format!(
-                        "encoding the {} event of {} at LSN {}",
-                        ev.op.code(),
-                        ev.table.qualified_name(),
-                        ev.source.lsn
-                    )
-                })
-                .map_err(RunError::fatal)?;
-            self.produce(&topic, key.as_deref(), Some(&value)).await?;
-            if ev.op == Op::Delete && self.tombstones {
-                self.produce(&topic, key.as_deref(), None).await?;
+        for out in &outputs {
+            match out {
+                Output::Change(ev) => {
+                    let topic = match &ev.topic {
+                        Some(t) => t.clone(),
+                        None => format!("{}.{}.{}", self.prefix, ev.table.schema, ev.table.name),
+                    };
+                    self.sink.ensure_topic(&topic).await?;
+                    let key = self.encoder.key(ev).map_err(RunError::fatal)?;
+                    let value = self
+                        .encoder
+                        .value(ev, now_ns)
+                        .with_context(|| {
+                            format!(
+                                "encoding the {} event of {} at LSN {}",
+                                ev.op.code(),
+                                ev.table.qualified_name(),
+                                ev.source.lsn
+                            )
+                        })
+                        .map_err(RunError::fatal)?;
+                    self.produce(&topic, key.as_deref(), Some(&value), &ev.headers)
+                        .await?;
+                    if ev.op == Op::Delete && self.tombstones {
+                        self.produce(&topic, key.as_deref(), None, &ev.headers)
+                            .await?;
+                    }
+                }
+                Output::Record(r) => {
+                    self.sink.ensure_topic(&r.topic).await?;
+                    self.produce(&r.topic, r.key.as_deref(), r.value.as_deref(), &r.headers)
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -323,9 +357,10 @@ impl Deliver {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
+        headers: &[Header],
     ) -> Result<(), RunError> {
         loop {
-            match self.sink.send(topic, key, value)? {
+            match self.sink.send(topic, key, value, headers)? {
                 Some(delivery) => {
                     self.pending.push_back(Pending::Record(delivery));
                     return Ok(());
@@ -345,11 +380,7 @@ impl RelaySettings {
         use crate::config::SnapshotMode as Cfg;
         use crate::pg::capture::SnapshotMode;
         let pg = &cfg.source.postgres;
-        if !cfg.plugins.is_empty() {
-            anyhow::bail!(
-                "plugins: the WebAssembly plugin runtime is not part of this build yet; use `plugins: []`"
-            );
-        }
+        let plugins = admit_plugins(cfg)?;
         let pg_config: tokio_postgres::Config = pg
             .url
             .parse()
@@ -380,6 +411,104 @@ impl RelaySettings {
             topic_prefix: cfg.topic_prefix.clone(),
             tombstones_on_delete: cfg.tombstones_on_delete,
             state_dir: cfg.state_dir.clone(),
+            plugins,
         })
     }
+}
+
+/// Checks every plugin against its pin and the signature policy, before anything is
+/// instantiated, and resolves the chain's specs.
+fn admit_plugins(
+    cfg: &crate::config::Config,
+) -> anyhow::Result<Vec<crate::plugin::chain::PluginSpec>> {
+    use crate::config::{OnError as CfgOnError, Op as CfgOp};
+    use crate::plugin::chain::{OnError, PluginSpec, Scope};
+    use crate::plugin::runtime::{DirGrant, Grants, Limits};
+    use crate::plugin::signing;
+
+    let policy = cfg
+        .plugin_policy
+        .trust_policy()
+        .context("plugin_policy.trusted_keys")?;
+    let mut specs = Vec::with_capacity(cfg.plugins.len());
+    for (i, p) in cfg.plugins.iter().enumerate() {
+        let origin = if p.location.is_empty() {
+            format!("plugins[{i}] (`{}`)", p.name)
+        } else {
+            p.location.clone()
+        };
+        let signature = p
+            .signature
+            .clone()
+            .unwrap_or_else(|| signing::default_signature_path(&p.component));
+        let admission = signing::admit(&policy, &p.component, &p.sha256, &signature)
+            .with_context(|| origin.clone())?;
+        match &admission.signer {
+            Some(signer) => {
+                tracing::info!(plugin = %p.name, digest = %admission.digest, %signer, trusted = admission.trusted, "plugin admitted")
+            }
+            None => {
+                tracing::info!(plugin = %p.name, digest = %admission.digest, "plugin admitted (unsigned; plugin_policy does not require signatures)")
+            }
+        }
+        let on_error = match p.on_error {
+            CfgOnError::Fail => OnError::Fail,
+            CfgOnError::Skip => OnError::Skip,
+            CfgOnError::DeadLetter => OnError::DeadLetter {
+                topic: p.dead_letter_topic.clone().with_context(|| {
+                    format!("{origin}: on_error: dead-letter needs dead_letter_topic")
+                })?,
+            },
+        };
+        let ops = p.scope.ops.as_ref().map(|ops| {
+            ops.iter()
+                .filter_map(|o| match o {
+                    CfgOp::Create => Some(Op::Create),
+                    CfgOp::Update => Some(Op::Update),
+                    CfgOp::Delete => Some(Op::Delete),
+                    CfgOp::Read => Some(Op::Read),
+                    CfgOp::Truncate => Some(Op::Truncate),
+                    // Logical decoding messages do not reach plugins yet.
+                    CfgOp::Message => None,
+                })
+                .collect()
+        });
+        specs.push(PluginSpec {
+            name: p.name.clone(),
+            component: p.component.clone(),
+            config_json: p.config.to_string(),
+            origin,
+            limits: Limits {
+                cpu_ms_per_batch: p.limits.cpu_ms_per_batch,
+                memory_mb: u64::from(p.limits.memory_mb),
+                max_output_bytes: p.limits.max_output_bytes,
+                max_fan_out: u64::from(p.limits.max_fan_out),
+            },
+            on_error,
+            scope: Scope {
+                tables: p
+                    .scope
+                    .tables
+                    .as_ref()
+                    .map(|t| t.iter().map(|t| t.to_string()).collect()),
+                ops,
+            },
+            grants: Grants {
+                dirs: p
+                    .grants
+                    .dirs
+                    .iter()
+                    .map(|d| DirGrant {
+                        host: d.host.clone(),
+                        guest: d.guest.clone(),
+                        readonly: d.readonly,
+                    })
+                    .collect(),
+                network: p.grants.network,
+                clock: p.grants.clock,
+                random: p.grants.random,
+            },
+        });
+    }
+    Ok(specs)
 }

@@ -5,3 +5,5 @@ mod support;
 mod cli;
 mod cookbook;
 mod delivery;
+mod plugin_cli;
+mod plugins;

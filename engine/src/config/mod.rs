@@ -14,8 +14,9 @@
 //!    `{`…), quote the reference, e.g. `url: '${WALRELAY_PG_URL}'`.
 //! 2. The text is parsed as YAML into [`Config`]; unknown keys are errors.
 //! 3. Every semantic rule is checked, and all problems are reported together.
-//! 4. Relative paths (`state_dir`, plugin `component`, granted `host` dirs) are
-//!    resolved against the configuration file's directory.
+//! 4. Relative paths (`state_dir`, plugin `component` and `signature`,
+//!    granted `host` dirs) are resolved against the configuration file's
+//!    directory.
 //!
 //! Every problem names `file:line:column: key.path: what was expected`.
 
@@ -61,6 +62,46 @@ pub struct Config {
     /// empty (events go to Kafka as decoded).
     #[serde(default)]
     pub plugins: Vec<Plugin>,
+    /// Which plugin components may be instantiated: signature requirements
+    /// and trusted signers. Optional, default: no signature required.
+    #[serde(default)]
+    pub plugin_policy: PluginPolicy,
+}
+
+/// `plugin_policy:`: the vetting of plugin components, checked on the
+/// component file before it is instantiated (see
+/// [`crate::plugin::signing`]). Every component must always match its
+/// `sha256` pin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginPolicy {
+    /// Whether every plugin needs a valid signature by one of
+    /// `trusted_keys`: unsigned components, components signed by another
+    /// key and components changed after signing are refused. Optional,
+    /// default `false`. Even when `false`, a signature file that exists is
+    /// checked, and a malformed or invalid one is refused.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// Public keys whose signatures are trusted, each
+    /// `ed25519:<base64 of 32 bytes>` as in the `NAME.pub` written by
+    /// `walrelay plugin keygen`. Optional, default none; required
+    /// (non-empty) when `require_signature` is `true`. No duplicates.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+}
+
+impl PluginPolicy {
+    /// The admission policy, with the keys parsed (they were checked when
+    /// the configuration was loaded).
+    pub fn trust_policy(
+        &self,
+    ) -> Result<crate::plugin::signing::TrustPolicy, crate::plugin::signing::KeyError> {
+        crate::plugin::signing::TrustPolicy::from_text_keys(
+            self.require_signature,
+            &self.trusted_keys,
+        )
+        .map_err(|(_, err)| err)
+    }
 }
 
 /// `source:`: the database to replicate.
@@ -287,8 +328,21 @@ pub struct Plugin {
     /// the configuration file's directory. After loading, an absolute path.
     pub component: PathBuf,
     /// SHA-256 of the component file, 64 hexadecimal digits (stored in lower
-    /// case); a component with another hash is refused. Required.
+    /// case); a component with another hash is refused. Required;
+    /// `walrelay plugin digest FILE` prints it.
     pub sha256: String,
+    /// The component's signature file (written by `walrelay plugin sign`).
+    /// Optional, default the component's path with `.sig` appended
+    /// (`mask.wasm.sig`); a relative path is relative to the configuration
+    /// file's directory. Needed when `plugin_policy.require_signature` is
+    /// `true`; checked whenever the file exists. After loading, always
+    /// `Some` absolute path.
+    #[serde(default)]
+    pub signature: Option<PathBuf>,
+    /// Where this entry is in the file (`walrelay.yaml:23:13: plugins[0] (`mask`)`), set after
+    /// parsing, for error messages.
+    #[serde(skip)]
+    pub location: String,
     /// The plugin's own configuration, any YAML value, handed to the plugin
     /// as JSON. Optional, default null.
     #[serde(default)]
@@ -313,6 +367,17 @@ pub struct Plugin {
     /// nothing.
     #[serde(default)]
     pub grants: PluginGrants,
+}
+
+impl Plugin {
+    /// Where the component's signature is: `signature`, or by default the
+    /// component's path with `.sig` appended.
+    pub fn signature_path(&self) -> PathBuf {
+        match &self.signature {
+            Some(path) => path.clone(),
+            None => crate::plugin::signing::default_signature_path(&self.component),
+        }
+    }
 }
 
 /// `plugins[].limits:`.
@@ -712,6 +777,19 @@ pub fn parse_relative_to(
 
     let found = validate::check(&mut config, &base_dir);
     if found.is_empty() {
+        // Where each plugin's `config:` is (or its entry, without one): a plugin that refuses
+        // its configuration is reported there.
+        for (i, plugin) in config.plugins.iter_mut().enumerate() {
+            let (line, column) = index
+                .find(&format!("plugins[{i}].config"))
+                .unwrap_or((0, 0));
+            let column = if line > 0 {
+                columns.original(line, column)
+            } else {
+                0
+            };
+            plugin.location = format!("{origin}:{line}:{column}: plugins[{i}] (`{}`)", plugin.name);
+        }
         return Ok(config);
     }
     let problems = found

@@ -732,3 +732,121 @@ top: {m: 1, n: {o: 2}}
     assert_eq!(index.find("nowhere"), None);
     assert_eq!(index.path_at(10, 28), Some("a.flow[1].l[1]"));
 }
+
+/// A valid trusted key in text, derived from a fixed seed.
+fn trusted_key(seed: u8) -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    crate::plugin::signing::format_public_key(&key.verifying_key())
+}
+
+#[test]
+fn plugin_policy_defaults_and_signature_paths() {
+    let config = ok(&with_plugin(""));
+    assert_eq!(config.plugin_policy, PluginPolicy::default());
+    assert!(!config.plugin_policy.require_signature);
+    assert!(config.plugin_policy.trusted_keys.is_empty());
+    // The default signature is the component's path with `.sig` appended.
+    let plugin = &config.plugins[0];
+    assert_eq!(
+        plugin.signature.as_deref(),
+        Some(Path::new("/etc/walrelay/mask.wasm.sig"))
+    );
+    assert_eq!(
+        plugin.signature_path(),
+        PathBuf::from("/etc/walrelay/mask.wasm.sig")
+    );
+    // A relative signature is resolved like the component; an absolute one is kept.
+    let config = ok(&with_plugin("    signature: sigs/./mask.sig\n"));
+    assert_eq!(
+        config.plugins[0].signature.as_deref(),
+        Some(Path::new("/etc/walrelay/sigs/mask.sig"))
+    );
+    let config = ok(&with_plugin("    signature: /srv/sigs/mask.sig\n"));
+    assert_eq!(
+        config.plugins[0].signature.as_deref(),
+        Some(Path::new("/srv/sigs/mask.sig"))
+    );
+    assert_eq!(
+        err(&with_plugin("    signature: ''\n")),
+        "t.yaml:15:5: plugins[0].signature: empty: expected the path of the signature file, or \
+         no key for the default (the component's path with `.sig` appended)"
+    );
+}
+
+#[test]
+fn plugin_policy_with_trusted_keys() {
+    let (first, second) = (trusted_key(1), trusted_key(2));
+    let text = format!(
+        "{BASE}plugin_policy:\n  require_signature: true\n  trusted_keys:\n    - {first}\n    - '{second}'\n"
+    );
+    let config = ok(&text);
+    assert_eq!(
+        config.plugin_policy,
+        PluginPolicy {
+            require_signature: true,
+            trusted_keys: vec![first.clone(), second.clone()],
+        }
+    );
+    let policy = config.plugin_policy.trust_policy().unwrap();
+    assert!(policy.require_signature);
+    assert_eq!(
+        policy.trusted,
+        vec![
+            crate::plugin::signing::parse_public_key(&first).unwrap(),
+            crate::plugin::signing::parse_public_key(&second).unwrap(),
+        ]
+    );
+    // Flow style, and keys without requiring signatures.
+    let text = format!("{BASE}plugin_policy: {{trusted_keys: [{first}]}}\n");
+    let config = ok(&text);
+    assert!(!config.plugin_policy.require_signature);
+    assert_eq!(config.plugin_policy.trusted_keys, vec![first]);
+}
+
+#[test]
+fn plugin_policy_rules() {
+    let good = trusted_key(1);
+    let short = format!("ed25519:{}", "A".repeat(40));
+    // Line 11 is `plugin_policy:`, line 14 the first key.
+    let text = format!(
+        "{BASE}plugin_policy:\n  require_signature: true\n  trusted_keys:\n    - ssh-ed25519 AAAAC3Nz\n    - {good}\n    - {short}\n    - {good}\n    - 'ed25519:not base64!'\n"
+    );
+    assert_eq!(
+        err(&text),
+        format!(
+            "\
+t.yaml:14:7: plugin_policy.trusted_keys[0]: `ssh-ed25519 AAAAC3Nz` is not a trusted key: it does not start with `ed25519:`. Expected `ed25519:` then the base64 of a 32-byte public key, as in the NAME.pub written by `walrelay plugin keygen`
+t.yaml:16:7: plugin_policy.trusted_keys[2]: `{short}` is not a trusted key: it decodes to 30 bytes, not 32. Expected `ed25519:` then the base64 of a 32-byte public key, as in the NAME.pub written by `walrelay plugin keygen`
+t.yaml:17:7: plugin_policy.trusted_keys[3]: `{good}` is listed twice (also plugin_policy.trusted_keys[1])
+t.yaml:18:7: plugin_policy.trusted_keys[4]: `ed25519:not base64!` is not a trusted key: the part after `ed25519:` is not base64 (Invalid symbol 32, offset 3.). Expected `ed25519:` then the base64 of a 32-byte public key, as in the NAME.pub written by `walrelay plugin keygen`"
+        )
+    );
+
+    // Signatures required, but nobody trusted: refused, with the fix.
+    let refused = "t.yaml:12:3: plugin_policy.require_signature: `true` with no trusted_keys: \
+                   every plugin would be refused. Add the signers' public keys to \
+                   plugin_policy.trusted_keys (`walrelay plugin keygen --out NAME` writes one to \
+                   NAME.pub), or set require_signature to false";
+    assert_eq!(
+        err(&format!(
+            "{BASE}plugin_policy:\n  require_signature: true\n"
+        )),
+        refused
+    );
+    assert_eq!(
+        err(&format!(
+            "{BASE}plugin_policy:\n  require_signature: true\n  trusted_keys: []\n"
+        )),
+        refused
+    );
+
+    let text = format!("{BASE}plugin_policy:\n  require_signatures: true\n");
+    let text = err(&text);
+    assert!(
+        text.starts_with(
+            "t.yaml:12:3: plugin_policy.require_signatures: unknown field `require_signatures`, \
+             expected `require_signature` or `trusted_keys`"
+        ),
+        "{text}"
+    );
+}

@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Config, KafkaSink, OnError, Plugin, TableName};
+use super::{Config, KafkaSink, OnError, Plugin, PluginPolicy, TableName};
+use crate::plugin::signing;
 
 /// Kafka's limit on topic names.
 const MAX_TOPIC_LEN: usize = 249;
@@ -122,6 +123,7 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     config.state_dir = resolve(base_dir, &config.state_dir);
 
     check_kafka(&config.sink.kafka, p);
+    check_plugin_policy(&config.plugin_policy, p);
 
     let tables: HashSet<TableName> = config.source.postgres.tables.iter().cloned().collect();
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -192,6 +194,42 @@ fn check_kafka(kafka: &KafkaSink, p: &mut Problems) {
         p.add(
             "sink.kafka.topics.config.cleanup.policy",
             "refused here: set sink.kafka.topics.cleanup_policy instead",
+        );
+    }
+}
+
+fn check_plugin_policy(policy: &PluginPolicy, p: &mut Problems) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, key) in policy.trusted_keys.iter().enumerate() {
+        let path = format!("plugin_policy.trusted_keys[{i}]");
+        match signing::parse_public_key(key) {
+            Err(err) => p.add(
+                path,
+                format!(
+                    "`{key}` is not a trusted key: {err}. Expected `ed25519:` then the base64 of \
+                     a 32-byte public key, as in the NAME.pub written by `walrelay plugin keygen`"
+                ),
+            ),
+            Ok(_) => {
+                if let Some(first) = seen.get(key.trim()) {
+                    p.add(
+                        path,
+                        format!(
+                            "`{key}` is listed twice (also plugin_policy.trusted_keys[{first}])"
+                        ),
+                    );
+                } else {
+                    seen.insert(key.trim(), i);
+                }
+            }
+        }
+    }
+    if policy.require_signature && policy.trusted_keys.is_empty() {
+        p.add(
+            "plugin_policy.require_signature",
+            "`true` with no trusted_keys: every plugin would be refused. Add the signers' public \
+             keys to plugin_policy.trusted_keys (`walrelay plugin keygen --out NAME` writes one \
+             to NAME.pub), or set require_signature to false",
         );
     }
 }
@@ -273,6 +311,19 @@ fn check_plugin(
         );
     }
     plugin.component = resolve(base_dir, &plugin.component);
+    let signature = match &plugin.signature {
+        Some(file) if file.as_os_str().is_empty() => {
+            p.add(
+                format!("{path}.signature"),
+                "empty: expected the path of the signature file, or no key for the default \
+                 (the component's path with `.sig` appended)",
+            );
+            signing::default_signature_path(&plugin.component)
+        }
+        Some(file) => resolve(base_dir, file),
+        None => signing::default_signature_path(&plugin.component),
+    };
+    plugin.signature = Some(signature);
 
     if plugin.sha256.len() == 64 && plugin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         plugin.sha256.make_ascii_lowercase();

@@ -1598,6 +1598,8 @@ mod tests {
             before,
             after,
             source: source(SnapshotMarker::False),
+            topic: None,
+            headers: Vec::new(),
         }
     }
 

@@ -362,6 +362,8 @@ async fn snapshot_tables(
                     ts_us: now_us(),
                     snapshot: marker,
                 },
+                topic: None,
+                headers: Vec::new(),
             }));
         };
         loop {
@@ -687,6 +689,8 @@ impl Streamer {
                 ts_us,
                 snapshot: SnapshotMarker::False,
             },
+            topic: None,
+            headers: Vec::new(),
         })
     }
 

@@ -163,8 +163,19 @@ impl KafkaSink {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
+        headers: &[crate::event::Header],
     ) -> Result<Option<Delivery>, SinkError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if !headers.is_empty() {
+            let mut owned = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
+            for h in headers {
+                owned = owned.insert(rdkafka::message::Header {
+                    key: &h.key,
+                    value: Some(&h.value),
+                });
+            }
+            record = record.headers(owned);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }

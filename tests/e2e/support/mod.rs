@@ -135,11 +135,42 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+/// The directory of built plugin components (`scripts/build-plugins`, run once per test binary).
+pub fn plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("repo root");
+        let out = Command::new(repo.join("scripts/build-plugins"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/build-plugins");
+        assert!(out.status.success(), "scripts/build-plugins failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(
+            text.lines()
+                .last()
+                .expect("the script prints its output directory")
+                .trim(),
+        )
+    })
+}
+
+/// A built component by crate name, e.g. `mask` or `guest-loop`.
+pub fn component(name: &str) -> PathBuf {
+    let path = plugins_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "no component {}", path.display());
+    path
+}
+
 /// The `walrelay` binary, built by cargo for this workspace's profile.
 pub fn relay_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let s = services();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("repo root");
         // The test binary lives in <target>/<profile>/deps/; walrelay in <target>/<profile>/.
         let exe = std::env::current_exe().expect("current exe");
         let profile_dir = exe
@@ -150,7 +181,7 @@ pub fn relay_binary() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         build
-            .current_dir(&s.repo)
+            .current_dir(repo)
             .args(["build", "-p", "walrelay", "--bin", "walrelay"]);
         if release {
             build.arg("--release");
@@ -255,6 +286,7 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Record {
@@ -269,6 +301,38 @@ impl Record {
     /// `payload` of the value; panics on a tombstone.
     pub fn payload(&self) -> serde_json::Value {
         self.value_json().expect("not a tombstone")["payload"].clone()
+    }
+}
+
+fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    use rdkafka::message::Headers;
+    Record {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+impl Record {
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -368,12 +432,7 @@ impl TopicReader {
                 match self.consumer.poll(Duration::from_millis(100)) {
                     Some(m) => {
                         let m = m.expect("consume");
-                        self.records.push(Record {
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            key: m.key().map(<[u8]>::to_vec),
-                            value: m.payload().map(<[u8]>::to_vec),
-                        });
+                        self.records.push(record_of(&m));
                         if self.records.len() - before >= 5000 {
                             break;
                         }
@@ -399,12 +458,7 @@ impl TopicReader {
             if self.try_assign() {
                 while let Some(m) = self.consumer.poll(Duration::from_millis(200)) {
                     let m = m.expect("consume");
-                    self.records.push(Record {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                    });
+                    self.records.push(record_of(&m));
                     if self.records.len().is_multiple_of(1000) && done(&self.records) {
                         return &self.records;
                     }
