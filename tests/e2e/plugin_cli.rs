@@ -199,3 +199,55 @@ fn digest_prints_the_same_hex_as_sha256sum() {
     assert!(stderr.contains("missing.wasm"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn inspect_names_interface_imports_digest_and_signer() {
+    let mask = crate::support::component("mask");
+    let dir = scratch_dir("inspect");
+    let copy = dir.join("mask.wasm");
+    std::fs::copy(&mask, &copy).unwrap();
+    let (ok, out, err) = run(&["plugin", "inspect", arg(&copy)]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("interface: walrelay:plugin/transform@0.1.0 (supported)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  walrelay:plugin/host@0.1.0"),
+        "imports are listed: {out}"
+    );
+    assert!(out.contains("signer:    unsigned"), "{out}");
+    let (_, digest, _) = run(&["plugin", "digest", arg(&copy)]);
+    assert!(
+        out.contains(&format!("sha256:    {}", digest.trim())),
+        "{out}"
+    );
+    // Signed: the signer is named.
+    let key = dir.join("release");
+    let public = keygen(&key);
+    let (ok, _, err) = run(&[
+        "plugin",
+        "sign",
+        "--key",
+        arg(&key.with_extension("key")),
+        arg(&copy),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&["plugin", "inspect", arg(&copy)]);
+    assert!(ok);
+    assert!(
+        out.contains(&format!("signer:    {}", public.trim())),
+        "{out}"
+    );
+    // Not a plugin.
+    let (ok, out, _) = run(&[
+        "plugin",
+        "inspect",
+        arg(&crate::support::component("guest-not-a-plugin")),
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("interface: none (not a walrelay plugin)"),
+        "{out}"
+    );
+}
