@@ -578,3 +578,88 @@ async fn a_chain_of_two_plugins_through_postgres_and_kafka() {
         dead[0].headers
     );
 }
+
+/// Admission happens when the configuration is resolved, before anything is compiled or
+/// instantiated: `walrelay check` refuses a wrong pin and, under a signature policy, an unsigned
+/// or untrusted component, naming the plugin's place in the file.
+#[test]
+fn pins_and_signatures_are_enforced_before_instantiation() {
+    let dir = std::env::temp_dir()
+        .join("walrelay-e2e")
+        .join(unique("admission"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mask = dir.join("mask.wasm");
+    std::fs::copy(component("mask"), &mask).unwrap();
+    let digest = sha256(&mask);
+    let config = |sha: &str, policy: &str| {
+        format!(
+            "source:\n  postgres:\n    url: postgres://u@127.0.0.1:1/db\n    slot: s\n    publication: p\n    tables: [public.t]\n\
+             topic_prefix: p\nsink:\n  kafka:\n    brokers: 127.0.0.1:1\n{policy}plugins:\n  - name: mask\n    component: mask.wasm\n    sha256: {sha}\n"
+        )
+    };
+    let check = |yaml: String| -> (bool, String) {
+        let path = dir.join("relay.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = std::process::Command::new(crate::support::relay_binary())
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = check(config(&digest, ""));
+    assert!(ok, "pinned, no policy: admitted: {text}");
+    let wrong = "0".repeat(64);
+    let (ok, text) = check(config(&wrong, ""));
+    assert!(
+        !ok && text.contains(&digest) && text.contains("relay.yaml") && text.contains("plugins[0]"),
+        "wrong pin refused: {text}"
+    );
+    // A signature policy: unsigned is refused; signed by the trusted key is admitted.
+    let key = dir.join("release");
+    let keygen = std::process::Command::new(crate::support::relay_binary())
+        .args(["plugin", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let policy =
+        format!("plugin_policy:\n  require_signature: true\n  trusted_keys: [\"{public}\"]\n");
+    let (ok, text) = check(config(&digest, &policy));
+    assert!(
+        !ok && text.contains("mask.wasm.sig"),
+        "unsigned refused: {text}"
+    );
+    let sign = std::process::Command::new(crate::support::relay_binary())
+        .args(["plugin", "sign", "--key"])
+        .arg(key.with_extension("key"))
+        .arg(&mask)
+        .output()
+        .unwrap();
+    assert!(
+        sign.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sign.stderr)
+    );
+    let (ok, text) = check(config(&digest, &policy));
+    assert!(ok, "signed by a trusted key: admitted: {text}");
+    // Tampered after signing: the pin no longer matches (and the signature would not either).
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&mask)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"\0"))
+        .unwrap();
+    let (ok, text) = check(config(&digest, &policy));
+    assert!(!ok, "tampered refused: {text}");
+}
