@@ -212,6 +212,13 @@ fn default_topic(prefix: &str, t: &TableSchema) -> String {
     format!("{prefix}.{}.{}", t.schema, t.name)
 }
 
+/// `topic == default_topic(prefix, t)`, without building the string.
+fn is_default_topic(topic: &str, prefix: &str, t: &TableSchema) -> bool {
+    let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('.'));
+    let rest = rest.and_then(|r| r.strip_prefix(t.schema.as_str())).and_then(|r| r.strip_prefix('.'));
+    rest == Some(t.name.as_str())
+}
+
 impl Stage {
     fn run(
         &mut self,
@@ -354,9 +361,8 @@ impl Stage {
             let schema = table_from_wit(&t).map_err(CallError::Malformed)?;
             self.declared.insert(t.id, Arc::new(schema));
         }
-        let sources: Vec<&Source> = events.iter().map(|e| &e.source).collect();
         let mut converted = Vec::with_capacity(output.events.len());
-        for o in output.events {
+        for (i, o) in output.events.into_iter().enumerate() {
             match o {
                 wit::Output::Plain(r) => converted.push(Output::Record(Record {
                     topic: r.topic,
@@ -379,7 +385,10 @@ impl Stage {
                         .cloned()
                         .ok_or_else(|| CallError::Malformed(format!("an event refers to table descriptor {}, which is neither an input nor declared", e.table)))?;
                     let ev = event_from_wit(e, table, prefix)?;
-                    if !sources.contains(&&ev.source) {
+                    // Usually output i comes from input i (one to one): check that first, and
+                    // scan only when a plugin filtered or fanned out.
+                    let same_as = |j: usize| events.get(j).is_some_and(|input| input.source == ev.source);
+                    if !same_as(i) && !events.iter().any(|input| input.source == ev.source) {
                         return Err(CallError::Malformed(format!(
                             "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
                             ev.source.lsn
@@ -617,7 +626,7 @@ fn event_from_wit(
             table.qualified_name()
         )));
     }
-    let topic = if e.topic.is_empty() || e.topic == default_topic(prefix, &table) {
+    let topic = if e.topic.is_empty() || is_default_topic(&e.topic, prefix, &table) {
         None
     } else {
         Some(e.topic)
