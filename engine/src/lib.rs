@@ -14,6 +14,7 @@
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod events_file;
 pub mod pg;
 pub mod pipeline;
 pub mod plugin;

@@ -1,4 +1,6 @@
 //! The `walrelay` command.
+mod authoring;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +48,25 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         wait_secs: u64,
     },
+    /// Record change events from the configured slot into an events file (walrelay-events/v1),
+    /// for `walrelay plugin test` and `walrelay plugin diff`. Nothing is confirmed: the slot does
+    /// not advance, so recording again yields the same events (a new slot's snapshot rows, op
+    /// `r`, are recorded too; the snapshot is then taken again by the next record or run).
+    Record {
+        /// The relay's YAML configuration (source and state_dir are used; plugins are not run).
+        #[arg(short, long, env = "WALRELAY_CONFIG")]
+        config: PathBuf,
+        /// The events file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Stop after this many seconds without a new event (default: until the limit, SIGINT or
+        /// SIGTERM).
+        #[arg(long)]
+        idle_secs: Option<u64>,
+    },
     /// Plugin components: keys, signatures and digests for `plugin_policy:` and `sha256:`.
     Plugin {
         #[command(subcommand)]
@@ -89,6 +110,54 @@ enum PluginCommand {
         /// The component (`.wasm`).
         component: PathBuf,
     },
+    /// Run a component over an events file and print its output as events-file lines, or run
+    /// declarative test files (`--cases`). An author tool: the component needs no pin
+    /// (`sha256:`) and no signature; it runs with no grants and `on_error: fail`.
+    Test {
+        /// The component (`.wasm`) to run over --events.
+        #[arg(long, requires = "events", conflicts_with = "cases")]
+        plugin: Option<PathBuf>,
+        /// The events file (walrelay-events/v1 JSON Lines, e.g. from `walrelay record`).
+        #[arg(long, requires = "plugin")]
+        events: Option<PathBuf>,
+        /// A YAML or JSON file holding the plugin's `config` value (default: null).
+        #[arg(long, requires = "plugin")]
+        config: Option<PathBuf>,
+        /// The topic prefix: default topics are PREFIX.schema.table.
+        #[arg(long, default_value = declarative_prefix(), requires = "plugin")]
+        prefix: String,
+        /// Declarative test files (plugins/NAME/tests/*.yaml). Prints `ok`/`FAILED` per case
+        /// and exits non-zero on a failure.
+        #[arg(long, num_args = 1.., required_unless_present = "plugin")]
+        cases: Vec<PathBuf>,
+        /// Where the components named by test files are, as NAME.wasm (default:
+        /// $CARGO_TARGET_DIR/plugins, else target/plugins).
+        #[arg(long, requires = "cases")]
+        components: Option<PathBuf>,
+    },
+    /// Create a plugin crate: Cargo.toml, src/lib.rs (a small filter), README.md and
+    /// tests/basic.yaml. Refuses a directory that exists and is not empty.
+    New {
+        /// The plugin's (crate's) name.
+        name: String,
+        /// The crate's directory (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the plugin chains of two configurations over the same events (each event alone, in
+    /// order) and report every event whose outputs differ. Pins and signatures are enforced as
+    /// in production. Exits 0 when none differ, 1 otherwise.
+    Diff {
+        /// The configuration in use.
+        #[arg(long)]
+        current: PathBuf,
+        /// The configuration to compare with it.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// The events file (walrelay-events/v1).
+        #[arg(long)]
+        events: PathBuf,
+    },
     /// Print what a component is: the walrelay interface version it exports, what it imports
     /// (capabilities it may ask for), its SHA-256 and who signed it.
     Inspect {
@@ -102,15 +171,42 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Author tools print their results: only warnings and errors go to the log by default.
+    let default_log = match &cli.command {
+        Command::Plugin {
+            command: PluginCommand::Test { .. } | PluginCommand::Diff { .. },
+        } => "warn",
+        _ => "info,rdkafka=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WALRELAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match real_main(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Record {
+            config,
+            out,
+            limit,
+            idle_secs,
+        } => authoring::record(
+            &config,
+            &out,
+            limit,
+            idle_secs.map(std::time::Duration::from_secs),
+        ),
+        Command::Plugin {
+            command:
+                command @ (PluginCommand::Test { .. }
+                | PluginCommand::New { .. }
+                | PluginCommand::Diff { .. }),
+        } => author_command(command),
+        command => real_main(Cli { command }).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -144,6 +240,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { command } => plugin_command(command),
+        Command::Record { .. } => unreachable!("handled in main"),
         Command::Run { config } => {
             let cfg = walrelay::config::load(&config)?;
             let settings = walrelay::pipeline::RelaySettings::from_config(&cfg)
@@ -165,6 +262,32 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 walrelay::pipeline::run(settings, stop_rx).await
             })
         }
+    }
+}
+
+fn declarative_prefix() -> &'static str {
+    walrelay::plugin::declarative::TEST_PREFIX
+}
+
+fn author_command(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::Test {
+            plugin: Some(plugin),
+            events: Some(events),
+            config,
+            prefix,
+            ..
+        } => authoring::test_events(&plugin, &events, config.as_deref(), &prefix),
+        PluginCommand::Test {
+            cases, components, ..
+        } => authoring::test_cases(&cases, components.as_deref()),
+        PluginCommand::New { name, dir } => authoring::new_plugin(&name, dir.as_deref()),
+        PluginCommand::Diff {
+            current,
+            candidate,
+            events,
+        } => authoring::diff(&current, &candidate, &events),
+        _ => unreachable!("not an author command"),
     }
 }
 
@@ -280,6 +403,9 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
                 println!("signer:    unsigned (no {})", signature.display());
             }
             Ok(())
+        }
+        PluginCommand::Test { .. } | PluginCommand::New { .. } | PluginCommand::Diff { .. } => {
+            unreachable!("handled by author_command")
         }
     }
 }

@@ -4,6 +4,10 @@ mod support;
 
 mod cli;
 mod cookbook;
+mod declarative;
 mod delivery;
+mod languages;
 mod plugin_cli;
 mod plugins;
+mod shipped;
+mod tooling;

@@ -215,7 +215,9 @@ fn default_topic(prefix: &str, t: &TableSchema) -> String {
 /// `topic == default_topic(prefix, t)`, without building the string.
 fn is_default_topic(topic: &str, prefix: &str, t: &TableSchema) -> bool {
     let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('.'));
-    let rest = rest.and_then(|r| r.strip_prefix(t.schema.as_str())).and_then(|r| r.strip_prefix('.'));
+    let rest = rest
+        .and_then(|r| r.strip_prefix(t.schema.as_str()))
+        .and_then(|r| r.strip_prefix('.'));
     rest == Some(t.name.as_str())
 }
 
@@ -387,7 +389,8 @@ impl Stage {
                     let ev = event_from_wit(e, table, prefix)?;
                     // Usually output i comes from input i (one to one): check that first, and
                     // scan only when a plugin filtered or fanned out.
-                    let same_as = |j: usize| events.get(j).is_some_and(|input| input.source == ev.source);
+                    let same_as =
+                        |j: usize| events.get(j).is_some_and(|input| input.source == ev.source);
                     if !same_as(i) && !events.iter().any(|input| input.source == ev.source) {
                         return Err(CallError::Malformed(format!(
                             "an event's source (lsn {}) is not one of its inputs': the source position is read-only",

@@ -214,6 +214,17 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// Where compiled components are cached: `$WALRELAY_CACHE_DIR/wasm`, else
+/// `$XDG_CACHE_HOME/walrelay/wasm`, else `~/.cache/walrelay/wasm`.
+fn compile_cache_dir() -> PathBuf {
+    let base = std::env::var_os("WALRELAY_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("walrelay")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/walrelay")))
+        .unwrap_or_else(|| std::env::temp_dir().join("walrelay-cache"));
+    base.join("wasm")
+}
+
 /// The shared engine and linker; advances the epoch in the background while alive.
 pub struct PluginRuntime {
     engine: Engine,
@@ -230,6 +241,20 @@ impl PluginRuntime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Compiled components are cached on disk, keyed by engine configuration, compiler and
+        // the component's bytes: a restart (or a second chain) loads in milliseconds instead of
+        // compiling again.
+        let cache_dir = compile_cache_dir();
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(&cache_dir);
+        match wasmtime::Cache::new(cache_config) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => {
+                tracing::warn!(dir = %cache_dir.display(), error = %e, "compiled-plugin cache disabled")
+            }
+        }
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
