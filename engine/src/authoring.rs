@@ -250,7 +250,7 @@ pub fn record(
         let mut count = 0usize;
         let mut last = Instant::now();
         let mut write_error: Option<anyhow::Error> = None;
-        let mut signal = std::pin::pin!(stop_signal());
+        let mut signal = std::pin::pin!(crate::wait_for_signal());
         'record: while limit.is_none_or(|n| count < n) {
             let idle_left = idle.map(|d| d.saturating_sub(last.elapsed()));
             let idle_wait = async {
@@ -307,21 +307,6 @@ pub fn record(
         out.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

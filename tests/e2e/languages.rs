@@ -2,8 +2,7 @@
 //! built into components by `scripts/build-language-plugins`, run by the engine's chain over the
 //! same events as the Rust `mask` plugin, must give exactly its output — and the values written
 //! out below. A language whose toolchain cannot be installed fails here: nothing is skipped.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use walrelay::event::{
@@ -13,7 +12,7 @@ use walrelay::event::{
 use walrelay::plugin::chain::{OnError, PluginChain, PluginSpec, Scope};
 use walrelay::plugin::runtime::{Grants, Limits};
 
-use crate::support::component;
+use crate::support::{component, language_plugins_dir};
 
 /// Masks text, varchar and bpchar columns (kept as they are typed) and int2, bytea and jsonb ones
 /// (retyped to text), with exact names and `*` in each part; `other.customers.name` must not
@@ -34,31 +33,6 @@ const CONFIG: &str = r#"{
 const R: &str = "[redacted]";
 /// Above 2^53: a language that carries s64 as a float would change it.
 const BIG_ID: i64 = 9_007_199_254_740_993;
-
-/// The directory `scripts/build-language-plugins` builds into, run once per test binary.
-fn language_plugins_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("repo root");
-        let out = Command::new(repo.join("scripts/build-language-plugins"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/build-language-plugins");
-        assert!(
-            out.status.success(),
-            "scripts/build-language-plugins failed"
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(
-            text.lines()
-                .last()
-                .expect("the script prints its output directory")
-                .trim(),
-        )
-    })
-}
 
 fn language_component(file: &str) -> PathBuf {
     let path = language_plugins_dir().join(file);

@@ -1,9 +1,9 @@
 //! `walrelay plugin keygen|sign|verify|digest` as a platform team uses them: a key pair, a
 //! signed component, verification against trusted keys, and refusals that say why.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{relay_binary, unique};
+use crate::support::{arg, relay_binary, scratch_dir};
 
 /// Runs walrelay; returns whether it succeeded, its stdout and its stderr.
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -16,18 +16,6 @@ fn run(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn scratch_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("walrelay-e2e")
-        .join(unique(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 /// `walrelay plugin keygen --out NAME`; returns the public key text.

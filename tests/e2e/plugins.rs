@@ -12,7 +12,7 @@ use walrelay::event::{
 use walrelay::plugin::chain::{OnError, PluginChain, PluginSpec, Scope};
 use walrelay::plugin::runtime::{DirGrant, Grants, Limits};
 
-use crate::support::{component, unique};
+use crate::support::{component, sha256, unique};
 
 const PREFIX: &str = "shop";
 
@@ -458,19 +458,6 @@ fn a_component_without_the_plugin_interface_is_refused_before_instantiation() {
             || err.contains("this relay runs walrelay:plugin/transform@0.1.0"),
         "{err}"
     );
-}
-
-/// `sha256sum` of a file, as the YAML pin.
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("digest")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

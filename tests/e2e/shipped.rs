@@ -4,21 +4,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{component, relay_yaml, services, unique, Db, Record, Relay, TopicReader};
+use crate::support::{
+    component, relay_yaml, services, sha256, unique, Db, Record, Relay, TopicReader,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("digest")
-        .to_string()
-}
 
 /// Starts the relay on `table` with one plugin and waits until its slot exists (changes from then
 /// on are captured); returns the relay and the topic prefix.

@@ -7,7 +7,9 @@ use std::process::Command;
 use walrelay::event::{Op, Value};
 use walrelay::events_file::{self, Item};
 
-use crate::support::{component, plugins_dir, relay_binary, relay_yaml, services, unique, Db};
+use crate::support::{
+    arg, component, plugins_dir, relay_binary, relay_yaml, scratch_dir, services, unique, Db,
+};
 
 /// Runs walrelay; returns its exit code, stdout and stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -20,18 +22,6 @@ fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn scratch_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("walrelay-e2e")
-        .join(unique(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 const CUSTOMERS: &str = r#"{"table": {"schema": "public", "name": "customers", "columns": [{"name": "id", "type": "int4", "key": true, "nullable": false}, {"name": "email", "type": "text"}, {"name": "phone", "type": "int8"}]}}"#;

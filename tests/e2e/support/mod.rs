@@ -135,26 +135,63 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+/// Runs a build script of the repository and returns the directory it prints last.
+fn built_by(script: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root");
+    let out = Command::new(repo.join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(out.status.success(), "{script} failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(
+        text.lines()
+            .last()
+            .expect("the script prints its output directory")
+            .trim(),
+    )
+}
+
 /// The directory of built plugin components (`scripts/build-plugins`, run once per test binary).
 pub fn plugins_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("repo root");
-        let out = Command::new(repo.join("scripts/build-plugins"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/build-plugins");
-        assert!(out.status.success(), "scripts/build-plugins failed");
-        let text = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(
-            text.lines()
-                .last()
-                .expect("the script prints its output directory")
-                .trim(),
-        )
-    })
+    DIR.get_or_init(|| built_by("scripts/build-plugins"))
+}
+
+/// The directory of the other-language example components (`scripts/build-language-plugins`,
+/// run once per test binary; its first run on a machine installs the toolchains).
+pub fn language_plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| built_by("scripts/build-language-plugins"))
+}
+
+/// `sha256sum` of a file: the YAML pin of a component.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string()
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("walrelay-e2e")
+        .join(unique(prefix));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A path as a command-line argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
 }
 
 /// A built component by crate name, e.g. `mask` or `guest-loop`.
