@@ -81,9 +81,51 @@ pub use wit::Interest;
 /// The usual imports for a plugin: `use walrelay_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        host_log, Column, Config, Emit, Event, Header, Interest, Level, Op, Output, Plugin, Record,
-        Row, Table, Value,
+        glob, host_log, Column, Config, Emit, Event, Header, Interest, Level, Op, Output, Plugin,
+        Record, Row, Table, Value,
     };
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (none included)
+/// and every other character stands for itself. Plugins match `schema.table.column` names
+/// part by part with it: `glob("*_at", "created_at")`.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else {
+        return rest.is_empty(); // no `*`: an exact match
+    };
+    for part in parts {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob;
+
+    #[test]
+    fn stars_match_any_run_and_nothing_else_is_special() {
+        assert!(glob("email", "email"));
+        assert!(!glob("email", "emails"));
+        assert!(glob("*", ""));
+        assert!(glob("*_at", "created_at"));
+        assert!(glob("c*d*_at", "created_at"));
+        assert!(!glob("*_at", "created_on"));
+        assert!(glob("a*a", "aa"));
+        assert!(!glob("a*a", "a"));
+        assert!(glob("**", "x"));
+        assert!(glob("é*", "été"));
+        assert!(!glob("a.c", "abc"), "a dot is a dot");
+    }
 }
 
 /// A walrelay plugin. One instance lives for as long as the relay runs it (until it restarts the

@@ -171,30 +171,6 @@ fn specificity(rule: &ColumnRule) -> usize {
         .sum()
 }
 
-/// Whether `name` matches `pattern`, where `*` stands for any run of characters (none too).
-fn glob(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    // Greedy with backtracking to the last `*`.
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 /// A `key: {string: string}` map of the configuration (empty when absent).
 fn string_map<'a>(config: &'a Config, key: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
     let Some(value) = config.get(key)? else {

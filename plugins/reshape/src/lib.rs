@@ -544,26 +544,6 @@ fn parse_insert(key: &str, value: &Json) -> Result<Insert, String> {
     })
 }
 
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
-fn glob(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let mut parts: Vec<&str> = parts.collect();
-    let Some(last) = parts.pop() else {
-        return rest.is_empty();
-    };
-    for part in parts {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 walrelay_plugin_sdk::export_plugin!(Reshape);
 
 #[cfg(test)]
