@@ -40,6 +40,7 @@
 
 mod config;
 mod event;
+pub mod pg_text;
 mod runtime;
 pub mod testing;
 

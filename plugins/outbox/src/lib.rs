@@ -2,6 +2,7 @@
 //! a topic chosen by a column, keyed by another, whose value is the `payload` column as it is.
 //! See README.md for the configuration and where it differs from Debezium.
 
+use walrelay_plugin_sdk::pg_text;
 use walrelay_plugin_sdk::prelude::*;
 
 /// Debezium's `debezium.op.invalid.behavior`: what an update of the outbox table does.
@@ -286,61 +287,11 @@ fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::UnchangedToast => "__debezium_unavailable_value".to_string(),
-        Value::Date(d) => date(*d),
-        Value::Time(us) => time(*us),
-        Value::Timestamp(us) => timestamp(*us, ""),
-        Value::Timestamptz(us) => timestamp(*us, "+00"),
+        Value::Date(d) => pg_text::date(*d),
+        Value::Time(us) => pg_text::time(*us),
+        Value::Timestamp(us) => pg_text::timestamp(*us, ""),
+        Value::Timestamptz(us) => pg_text::timestamp(*us, "+00"),
         other => other.to_text().unwrap_or_default(),
-    }
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    // Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn date(days: i32) -> String {
-    match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
-        d => {
-            let (y, m, d) = civil(i64::from(d));
-            format!("{y:04}-{m:02}-{d:02}")
-        }
-    }
-}
-
-fn time(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if frac != 0 {
-        let f = format!(".{frac:06}");
-        s.push_str(f.trim_end_matches('0'));
-    }
-    s
-}
-
-fn timestamp(us: i64, zone: &str) -> String {
-    match us {
-        i64::MAX => "infinity".into(),
-        i64::MIN => "-infinity".into(),
-        us => {
-            let days = us.div_euclid(86_400_000_000);
-            let (y, m, d) = civil(days);
-            format!(
-                "{y:04}-{m:02}-{d:02} {}{zone}",
-                time(us.rem_euclid(86_400_000_000))
-            )
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use walrelay_plugin_sdk::pg_text;
 use walrelay_plugin_sdk::{oid, Column, Value};
 
 /// What Debezium writes for a TOASTed value PostgreSQL did not send.
@@ -213,10 +214,10 @@ pub fn pg_text(value: &Value) -> String {
         Value::Boolean(b) => if *b { "true" } else { "false" }.into(),
         Value::Float32(f) => pg_float(f64::from(*f), format!("{f:e}"), 6),
         Value::Float64(f) => pg_float(*f, format!("{f:e}"), 15),
-        Value::Date(d) => date_text(*d),
-        Value::Time(us) => time_text(*us),
-        Value::Timestamp(us) => timestamp_text(*us, ""),
-        Value::Timestamptz(us) => timestamp_text(*us, "+00"),
+        Value::Date(d) => pg_text::date(*d),
+        Value::Time(us) => pg_text::time(*us),
+        Value::Timestamp(us) => pg_text::timestamp(*us, ""),
+        Value::Timestamptz(us) => pg_text::timestamp(*us, "+00"),
         other => other.to_text().unwrap_or_default(),
     }
 }
@@ -286,65 +287,6 @@ fn plain_digits(out: &mut String, digits: &str, exp: i32, java: bool) {
         out.push_str(&digits[..point as usize]);
         out.push('.');
         out.push_str(&digits[point as usize..]);
-    }
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    // Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn date_text(days: i32) -> String {
-    match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
-        d => {
-            let (y, m, d) = civil(i64::from(d));
-            format!("{y:04}-{m:02}-{d:02}")
-        }
-    }
-}
-
-fn time_text(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if frac != 0 {
-        let f = format!(".{frac:06}");
-        s.push_str(f.trim_end_matches('0'));
-    }
-    s
-}
-
-fn timestamp_text(us: i64, zone: &str) -> String {
-    match us {
-        i64::MAX => "infinity".into(),
-        i64::MIN => "-infinity".into(),
-        us => {
-            let (y, m, d) = civil(us.div_euclid(86_400_000_000));
-            format!(
-                "{y:04}-{m:02}-{d:02} {}{zone}",
-                time_text(us.rem_euclid(86_400_000_000))
-            )
-        }
     }
 }
 
@@ -630,8 +572,8 @@ pub fn write_json(
         Value::Bytes(b) => write_base64(out, b),
         Value::Date(d) => {
             let days = match *d {
-                i32::MAX => days_from_civil(5_877_611, 6, 21),
-                i32::MIN => days_from_civil(-5_877_611, 6, 22),
+                i32::MAX => pg_text::days_from_civil(5_877_611, 6, 21),
+                i32::MIN => pg_text::days_from_civil(-5_877_611, 6, 22),
                 d => i64::from(d),
             };
             out.push_str(&days.to_string());
@@ -675,7 +617,7 @@ pub fn write_json(
 fn zoned(us: i64, digits: u32) -> String {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
-    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let (y, m, d) = pg_text::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let year = if y > 9999 {
         format!("+{y}")
