@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use walrelay::encode::json::{DebeziumJson, JsonOptions};
+use walrelay::encode::json::{DebeziumJson, JsonOptions, RecordOptions, UnknownTypes};
 use walrelay::event::{
     ChangeEvent, Column, Lsn, Op, Output, ReplicaIdentity, SnapshotMarker, Source, TableSchema,
     Value,
@@ -130,9 +130,13 @@ fn spec(dir: &Path, plugin: &str, i: usize) -> PluginSpec {
 /// Returns (time in the stage, time in stage + encoder).
 fn measure(stage: &mut dyn Stage, evs: &[ChangeEvent]) -> (Duration, Duration) {
     let mut encoder = DebeziumJson::new(JsonOptions {
-        topic_prefix: "bench".into(),
-        database: "bench".into(),
-        connector_version: "bench".into(),
+        record: RecordOptions {
+            topic_prefix: "bench".into(),
+            database: "bench".into(),
+            connector_version: "bench".into(),
+            unknown_types: UnknownTypes::Skip,
+        },
+        schemas: true,
     });
     let mut in_stage = Duration::ZERO;
     let mut bytes = 0usize;

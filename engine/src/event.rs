@@ -74,7 +74,7 @@ pub struct Column {
     pub name: String,
     /// `pg_type.oid` of the column type (for a domain, the domain's oid; see `base_type_oid`).
     pub type_oid: u32,
-    /// `atttypmod`: precision/scale for numeric, length for varchar/bit, fraction digits for
+    /// `atttypmod` (for a domain, the domain's): precision/scale for numeric, length for varchar/bit, fraction digits for
     /// time types; `-1` when the type has none.
     pub type_modifier: i32,
     /// The type's name (`pg_type.typname`), e.g. `numeric`, `timestamptz`, `_int4`, or an enum's name.
@@ -87,7 +87,7 @@ pub struct Column {
     pub is_key: bool,
     /// The default expression as `pg_get_expr` prints it (`now()`, `'x'::text`, `0`), if any.
     pub default: Option<String>,
-    /// For an enum type, its labels in sort order; empty otherwise.
+    /// For an enum type (or an array of one), the labels in sort order; empty otherwise.
     pub enum_labels: Vec<String>,
 }
 

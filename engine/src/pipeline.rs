@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
-use crate::encode::json::{DebeziumJson, JsonOptions};
+use crate::encode::json::{DebeziumJson, JsonOptions, RecordOptions};
 use crate::event::{ChangeEvent, Header, Lsn, Op, Output};
 use crate::pg::capture::{Capture, SourceSettings};
 use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
@@ -66,6 +66,7 @@ pub struct RelaySettings {
     pub kafka: KafkaSettings,
     pub topic_prefix: String,
     pub tombstones_on_delete: bool,
+    pub format: crate::config::Format,
     pub state_dir: PathBuf,
     /// The plugin chain, in order (admitted: digests and signatures checked).
     pub plugins: Vec<crate::plugin::chain::PluginSpec>,
@@ -143,9 +144,13 @@ pub async fn run_once(
     let state = StateStore::new(&settings.state_dir);
     let capture = Capture::prepare(settings.source.clone(), state.clone()).await?;
     let encoder = DebeziumJson::new(JsonOptions {
-        topic_prefix: settings.topic_prefix.clone(),
-        database: capture.database().to_string(),
-        connector_version: env!("CARGO_PKG_VERSION").to_string(),
+        record: RecordOptions {
+            topic_prefix: settings.topic_prefix.clone(),
+            database: capture.database().to_string(),
+            connector_version: env!("CARGO_PKG_VERSION").to_string(),
+            unknown_types: settings.format.unknown_types,
+        },
+        schemas: settings.format.schemas,
     });
     let chain: Box<dyn Stage> = if settings.plugins.is_empty() {
         Box::new(PassThrough)
@@ -410,6 +415,7 @@ impl RelaySettings {
             },
             topic_prefix: cfg.topic_prefix.clone(),
             tombstones_on_delete: cfg.tombstones_on_delete,
+            format: cfg.format.clone(),
             state_dir: cfg.state_dir.clone(),
             plugins,
         })

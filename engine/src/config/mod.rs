@@ -56,6 +56,9 @@ pub struct Config {
     /// `true`, as with Debezium.
     #[serde(default = "default_true")]
     pub tombstones_on_delete: bool,
+    /// How records are written. Optional; defaults to Debezium's JSON with schemas.
+    #[serde(default)]
+    pub format: Format,
     /// Where the events go.
     pub sink: Sink,
     /// The plugin chain, applied in order to every event. Optional, default
@@ -66,6 +69,43 @@ pub struct Config {
     /// and trusted signers. Optional, default: no signature required.
     #[serde(default)]
     pub plugin_policy: PluginPolicy,
+}
+
+/// `format:`: how change events are written to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    /// `json`: Debezium's JSON as Kafka's `JsonConverter` writes it. Optional, default `json`.
+    #[serde(rename = "type", default)]
+    pub kind: FormatKind,
+    /// JSON: `{"schema":…,"payload":…}` (Kafka's `schemas.enable=true`) or, with `false`, the
+    /// payload alone. Optional, default `true`.
+    #[serde(default = "default_true")]
+    pub schemas: bool,
+    /// A column whose type walrelay cannot map to a Debezium type: `skip` (leave it out of
+    /// schema and payload, with one warning per column; Debezium's default), `text` (write
+    /// PostgreSQL's text of the value as a string) or `fail` (refuse the table). Optional,
+    /// default `skip`.
+    #[serde(default)]
+    pub unknown_types: crate::encode::columns::UnknownTypes,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format {
+            kind: FormatKind::Json,
+            schemas: true,
+            unknown_types: Default::default(),
+        }
+    }
+}
+
+/// `format.type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatKind {
+    #[default]
+    Json,
 }
 
 /// `plugin_policy:`: the vetting of plugin components, checked on the

@@ -1,6 +1,14 @@
 //! Encoders: turn [`ChangeEvent`](crate::event::ChangeEvent)s into the bytes written to Kafka.
 //!
-//! * [`json`]: Debezium's PostgreSQL connector format as Kafka's `JsonConverter` writes it
-//!   (`schemas.enable=true`), byte for byte where the reference fixes the bytes.
+//! Debezium builds Kafka Connect data and lets a converter write it; walrelay keeps that split:
+//!
+//! * [`connect`]: Connect's schemas and values.
+//! * [`columns`]: a PostgreSQL column's Connect schema and values (Debezium's type mapping).
+//! * [`envelope`]: the key, the envelope and the source block of a change event.
+//! * [`json`]: Kafka's `JsonConverter` (`schemas.enable` true or false), byte for byte where
+//!   the reference fixes the bytes.
+pub mod columns;
+pub mod connect;
+pub mod envelope;
 mod javanum;
 pub mod json;

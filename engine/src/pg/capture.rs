@@ -722,7 +722,11 @@ impl Streamer {
                 crate::event::Column {
                     name: rc.name.clone(),
                     type_oid: rc.type_oid,
-                    type_modifier: rc.type_modifier,
+                    // A domain's typmod (numeric(10,2), varchar(8)) is on the domain type,
+                    // not on the column that the Relation message describes.
+                    type_modifier: cat
+                        .filter(|c| same_type && c.base_type_oid != c.type_oid)
+                        .map_or(rc.type_modifier, |c| c.type_modifier),
                     type_name: cat
                         .filter(|_| same_type)
                         .map(|c| c.type_name.clone())

@@ -261,7 +261,7 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
 const COLUMNS_SQL: &str = "
 SELECT a.attname::text,
        a.atttypid::oid,
-       a.atttypmod,
+       (CASE WHEN t.typtype = 'd' AND a.atttypmod = -1 THEN t.typtypmod ELSE a.atttypmod END),
        t.typname::text,
        (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::oid,
        NOT a.attnotnull,
@@ -269,6 +269,8 @@ SELECT a.attname::text,
        pg_get_expr(d.adbin, d.adrelid),
        CASE WHEN t.typtype = 'e'
             THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+            WHEN t.typelem <> 0 AND (SELECT et.typtype FROM pg_type et WHERE et.oid = t.typelem) = 'e'
+            THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.typelem ORDER BY e.enumsortorder)
        END
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid

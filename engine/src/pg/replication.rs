@@ -30,7 +30,7 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// Session settings that make PostgreSQL's text output of values unambiguous for our parsers.
 pub const SESSION_OPTIONS: &str =
-    "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3";
+    "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c lc_monetary=C";
 
 /// Errors of the replication connection.
 #[derive(Debug, thiserror::Error)]

@@ -41,6 +41,23 @@ pub mod oid {
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const XML: u32 = 142;
+    pub const POINT: u32 = 600;
+    pub const CIDR: u32 = 650;
+    pub const MACADDR8: u32 = 774;
+    pub const MONEY: u32 = 790;
+    pub const MACADDR: u32 = 829;
+    pub const INET: u32 = 869;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
+    pub const INT4RANGE: u32 = 3904;
+    pub const NUMRANGE: u32 = 3906;
+    pub const TSRANGE: u32 = 3908;
+    pub const TSTZRANGE: u32 = 3910;
+    pub const DATERANGE: u32 = 3912;
+    pub const INT8RANGE: u32 = 3926;
 }
 
 /// Microseconds in a day.
@@ -142,10 +159,12 @@ fn builtin_name(oid: u32) -> Option<&'static str> {
 /// 294247-01-10 04:00:54.775806 UTC) are rejected, as are finite values colliding with the
 /// `i64::MAX`/`i64::MIN` infinity markers.
 pub fn parse_value(column: &Column, text: &str) -> Result<Value, ValueError> {
-    parse_typed(base_oid(column), text).map_err(|reason| ValueError::new(column, text, reason))
+    parse_text(base_oid(column), text).map_err(|reason| ValueError::new(column, text, reason))
 }
 
-fn parse_typed(base_oid: u32, text: &str) -> Result<Value, Cow<'static, str>> {
+/// Parses PostgreSQL's text of a value of the (base) type `base_oid`. Types without a typed
+/// [`Value`] stay [`Value::Text`].
+pub fn parse_text(base_oid: u32, text: &str) -> Result<Value, Cow<'static, str>> {
     Ok(match base_oid {
         oid::BOOL => match text {
             "t" => Value::Bool(true),
