@@ -48,6 +48,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::javanum::{write_f32, write_f64};
+use super::records::{write_transaction_block, TransactionBlock};
 use crate::event::{ChangeEvent, Column, Lsn, Op, ReplicaIdentity, TableSchema, Value};
 
 /// What Debezium writes for a TOASTed column PostgreSQL did not send (`unavailable.value.placeholder`).
@@ -165,11 +166,22 @@ impl DebeziumJson {
     /// The record value: the full envelope. `now_ns` is the relay's clock (ns since the epoch),
     /// written as the envelope's `ts_ms`/`ts_us`/`ts_ns`.
     pub fn value(&mut self, ev: &ChangeEvent, now_ns: i64) -> Result<Vec<u8>, EncodeError> {
+        self.value_in_transaction(ev, now_ns, None)
+    }
+
+    /// [`Self::value`] with the envelope's `transaction` block filled in (transaction metadata,
+    /// see [`super::records::TransactionBlock`]); `None` writes `"transaction":null`.
+    pub fn value_in_transaction(
+        &mut self,
+        ev: &ChangeEvent,
+        now_ns: i64,
+        tx: Option<&TransactionBlock<'_>>,
+    ) -> Result<Vec<u8>, EncodeError> {
         let plan = plan_for(&mut self.tables, &self.opts, &ev.table);
         let mut out = String::with_capacity(plan.value_prefix.len() + self.payload_hint + 64);
         out.push_str(&plan.value_prefix);
         let start = out.len();
-        write_envelope_payload(&mut out, plan, ev, now_ns)?;
+        write_envelope_payload(&mut out, plan, ev, now_ns, tx)?;
         self.payload_hint = out.len() - start;
         out.push('}');
         Ok(out.into_bytes())
@@ -442,7 +454,7 @@ impl TablePlan {
 }
 
 /// `io.debezium.connector.postgresql.Source` (reference section 2), as a struct member.
-const SOURCE_SCHEMA: &str = concat!(
+pub(crate) const SOURCE_SCHEMA: &str = concat!(
     "{\"type\":\"struct\",\"fields\":[",
     "{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},",
     "{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},",
@@ -463,7 +475,7 @@ const SOURCE_SCHEMA: &str = concat!(
 );
 
 /// Debezium's `event.block` (transaction metadata), as a struct member.
-const TRANSACTION_SCHEMA: &str = concat!(
+pub(crate) const TRANSACTION_SCHEMA: &str = concat!(
     "{\"type\":\"struct\",\"fields\":[",
     "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},",
     "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},",
@@ -591,6 +603,7 @@ fn write_envelope_payload(
     plan: &TablePlan,
     ev: &ChangeEvent,
     now_ns: i64,
+    tx: Option<&TransactionBlock<'_>>,
 ) -> Result<(), EncodeError> {
     out.push_str("{\"before\":");
     // Old rows under DEFAULT/INDEX identity carry only the key columns: Debezium fills the
@@ -630,7 +643,9 @@ fn write_envelope_payload(
     }
     out.push_str(",\"lsn\":");
     push_i64(out, src.lsn.0 as i64);
-    out.push_str(",\"xmin\":null},\"transaction\":null,\"op\":\"");
+    out.push_str(",\"xmin\":null},\"transaction\":");
+    write_transaction_block(out, tx);
+    out.push_str(",\"op\":\"");
     out.push_str(ev.op.code());
     out.push_str("\",\"ts_ms\":");
     push_i64(out, now_ns.div_euclid(1_000_000));
@@ -1383,7 +1398,7 @@ fn parse_timestamp(s: &str, with_offset: bool) -> Option<i64> {
 // ---------------------------------------------------------------------------------------------
 
 /// Appends `s` as a JSON string the way Jackson escapes it.
-fn write_json_str(out: &mut String, s: &str) {
+pub(crate) fn write_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     out.push('"');
     let bytes = s.as_bytes();
@@ -1415,7 +1430,7 @@ fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn push_i64(out: &mut String, v: i64) {
+pub(crate) fn push_i64(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');
     }
