@@ -76,6 +76,10 @@ fn example_parses_with_defaults() {
         PathBuf::from("/srv/walrelay/walrelay-state")
     );
     assert!(config.tombstones_on_delete);
+    assert!(!config.truncate_events);
+    assert_eq!(config.logical_messages, LogicalMessages::default());
+    assert!(!config.transaction_metadata);
+    assert_eq!(config.heartbeat_interval_ms, 0);
     let kafka = &config.sink.kafka;
     assert_eq!(kafka.brokers, "127.0.0.1:9092");
     assert!(kafka.properties.is_empty());
