@@ -238,6 +238,26 @@ pub struct ChangeEvent {
     pub headers: Vec<Header>,
 }
 
+/// A logical decoding message (`pg_logical_emit_message(transactional, prefix, content)`), as
+/// Debezium's PostgreSQL connector streams it (`op: "m"` on `<prefix>.message`).
+///
+/// * **Transactional** messages are decoded with their transaction: they arrive between its
+///   `BEGIN` and `COMMIT`, carry its `tx_id` and commit time, and are confirmed with it.
+/// * **Non-transactional** messages are sent as soon as PostgreSQL decodes them, outside any
+///   transaction: `tx_id` is `None`, `ts_us` is the relay's clock when it received the message
+///   (PostgreSQL sends no time for them), and capture confirms the position just past the
+///   message's own LSN once it is acknowledged (see `pg::capture`).
+///
+/// Messages do not pass through the plugin chain: plugins see row changes only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogicalMessage {
+    pub transactional: bool,
+    pub prefix: String,
+    pub content: Vec<u8>,
+    /// `lsn` is the message's own WAL position.
+    pub source: Source,
+}
+
 /// A Kafka record header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {

@@ -22,7 +22,8 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::encode::json::{DebeziumJson, JsonOptions, RecordOptions};
-use crate::event::{ChangeEvent, Header, Lsn, Op, Output};
+use crate::encode::records::{self, TransactionBlock};
+use crate::event::{ChangeEvent, Header, LogicalMessage, Lsn, Op, Output, SnapshotMarker};
 use crate::pg::capture::{Capture, SourceSettings};
 use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
 use crate::state::StateStore;
@@ -30,8 +31,27 @@ use crate::state::StateStore;
 /// What flows from capture to delivery.
 #[derive(Debug)]
 pub enum Item {
+    /// A row change: it passes through the plugin chain.
     Event(ChangeEvent),
+    /// A logical decoding message: written on `<prefix>.message`, around the plugin chain.
+    Message(LogicalMessage),
+    /// A streamed transaction starts (its `BEGIN`); with transaction metadata on, a BEGIN record.
+    Begin(TxBoundary),
+    /// A streamed transaction's last change was sent; its checkpoint follows. With transaction
+    /// metadata on, an END record counting what the chain emitted for it.
+    End(TxBoundary),
+    /// Write a heartbeat record now (`heartbeat_interval_ms`).
+    Heartbeat,
     Checkpoint(Checkpoint),
+}
+
+/// A transaction boundary as pgoutput's `BEGIN`/`COMMIT` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxBoundary {
+    /// The transaction id (`xid`), as in the events' `source.txId`.
+    pub tx_id: i64,
+    /// Commit time, µs since the Unix epoch (BEGIN carries it too).
+    pub commit_ts_us: i64,
 }
 
 /// A position that becomes durable once everything before it is acknowledged.
@@ -67,6 +87,9 @@ pub struct RelaySettings {
     pub topic_prefix: String,
     pub tombstones_on_delete: bool,
     pub format: crate::config::Format,
+    /// Debezium's `provide.transaction.metadata`: BEGIN/END records on `<prefix>.transaction`
+    /// and the envelope's `transaction` block.
+    pub transaction_metadata: bool,
     pub state_dir: PathBuf,
     /// The plugin chain, in order (admitted: digests and signatures checked).
     pub plugins: Vec<crate::plugin::chain::PluginSpec>,
@@ -175,6 +198,8 @@ pub async fn run_once(
         chain,
         prefix: settings.topic_prefix.clone(),
         tombstones: settings.tombstones_on_delete,
+        transaction_metadata: settings.transaction_metadata,
+        tx: None,
         state,
         confirmed: confirmed_tx,
         pending: FuturesOrdered::new(),
@@ -224,6 +249,9 @@ struct Deliver {
     chain: Box<dyn Stage>,
     prefix: String,
     tombstones: bool,
+    transaction_metadata: bool,
+    /// The transaction being delivered, when transaction metadata is on.
+    tx: Option<TxMeta>,
     state: StateStore,
     confirmed: watch::Sender<Lsn>,
     pending: FuturesOrdered<Pending>,
@@ -294,15 +322,120 @@ impl Deliver {
     async fn on_batch(&mut self, batch: Vec<Item>) -> Result<(), RunError> {
         let mut segment = Vec::new();
         for item in batch {
+            if let Item::Event(e) = item {
+                segment.push(e);
+                continue;
+            }
+            // Anything else keeps its place after the events before it.
+            self.process_segment(std::mem::take(&mut segment)).await?;
             match item {
-                Item::Event(e) => segment.push(e),
-                Item::Checkpoint(c) => {
-                    self.process_segment(std::mem::take(&mut segment)).await?;
-                    self.pending.push_back(Pending::Checkpoint(Some(c)));
-                }
+                Item::Event(_) => {}
+                Item::Checkpoint(c) => self.pending.push_back(Pending::Checkpoint(Some(c))),
+                Item::Message(m) => self.on_message(&m).await?,
+                Item::Begin(b) => self.on_begin(b).await?,
+                Item::End(b) => self.on_end(b).await?,
+                Item::Heartbeat => self.on_heartbeat().await?,
             }
         }
         self.process_segment(segment).await
+    }
+
+    /// The transaction metadata of an emitted record of `data_collection` with `source`, counted:
+    /// `(total_order, data_collection_order)`. `None` outside a transaction or when off.
+    fn count_in_tx(&mut self, source_tx: Option<i64>, data_collection: &str) -> Option<(u64, u64)> {
+        let tx = self.tx.as_mut()?;
+        if source_tx != Some(tx.tx_id) {
+            return None;
+        }
+        tx.total += 1;
+        let per = match tx
+            .collections
+            .iter_mut()
+            .find(|(n, _)| n == data_collection)
+        {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                tx.collections.push((data_collection.to_string(), 1));
+                1
+            }
+        };
+        Some((tx.total, per))
+    }
+
+    async fn on_begin(&mut self, b: TxBoundary) -> Result<(), RunError> {
+        if !self.transaction_metadata {
+            return Ok(());
+        }
+        let meta = TxMeta {
+            tx_id: b.tx_id,
+            id: b.tx_id.to_string(),
+            total: 0,
+            collections: Vec::new(),
+        };
+        let topic = records::transaction_topic(&self.prefix);
+        self.sink.ensure_topic(&topic).await?;
+        let key = records::transaction_key(&meta.id);
+        let value = records::transaction_begin_value(&meta.id, b.commit_ts_us.div_euclid(1000));
+        self.tx = Some(meta);
+        self.produce(&topic, Some(&key), Some(&value), &[]).await
+    }
+
+    async fn on_end(&mut self, b: TxBoundary) -> Result<(), RunError> {
+        let Some(meta) = self.tx.take() else {
+            return Ok(());
+        };
+        if meta.tx_id != b.tx_id {
+            tracing::warn!(
+                begin = meta.tx_id,
+                end = b.tx_id,
+                "transaction END does not match its BEGIN; no END record written"
+            );
+            return Ok(());
+        }
+        let topic = records::transaction_topic(&self.prefix);
+        let key = records::transaction_key(&meta.id);
+        let value = records::transaction_end_value(
+            &meta.id,
+            meta.total,
+            &meta.collections,
+            b.commit_ts_us.div_euclid(1000),
+        );
+        self.produce(&topic, Some(&key), Some(&value), &[]).await
+    }
+
+    async fn on_message(&mut self, m: &LogicalMessage) -> Result<(), RunError> {
+        let order = if m.transactional {
+            self.count_in_tx(m.source.tx_id, records::MESSAGE_DATA_COLLECTION)
+        } else {
+            None
+        };
+        let id = self.tx.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        let block = order.map(|(total_order, data_collection_order)| TransactionBlock {
+            id: &id,
+            total_order,
+            data_collection_order,
+        });
+        let topic = records::message_topic(&self.prefix);
+        self.sink.ensure_topic(&topic).await?;
+        let key = records::message_key(&m.prefix);
+        let value = records::message_value(
+            self.encoder.options(),
+            m,
+            block.as_ref(),
+            now_ns().div_euclid(1_000_000),
+        );
+        self.produce(&topic, Some(&key), Some(&value), &[]).await
+    }
+
+    async fn on_heartbeat(&mut self) -> Result<(), RunError> {
+        let topic = records::heartbeat_topic(&self.prefix);
+        self.sink.ensure_topic(&topic).await?;
+        let key = records::heartbeat_key(&self.prefix);
+        let value = records::heartbeat_value(now_ns().div_euclid(1_000_000));
+        self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 
     async fn process_segment(&mut self, events: Vec<ChangeEvent>) -> Result<(), RunError> {
@@ -314,10 +447,7 @@ impl Deliver {
         let chain = &mut self.chain;
         let outputs =
             tokio::task::block_in_place(|| chain.process(events)).map_err(RunError::fatal)?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now_ns = now_ns();
         for out in &outputs {
             match out {
                 Output::Change(ev) => {
@@ -327,9 +457,26 @@ impl Deliver {
                     };
                     self.sink.ensure_topic(&topic).await?;
                     let key = self.encoder.key(ev).map_err(RunError::fatal)?;
+                    // Snapshot rows carry no transaction block (as in Debezium, whose snapshot
+                    // receiver does not go through the transaction monitor).
+                    let order = if ev.source.snapshot == SnapshotMarker::False {
+                        self.count_in_tx(ev.source.tx_id, &ev.table.qualified_name())
+                    } else {
+                        None
+                    };
+                    let id = match (&order, &self.tx) {
+                        (Some(_), Some(tx)) => tx.id.clone(),
+                        _ => String::new(),
+                    };
+                    let block =
+                        order.map(|(total_order, data_collection_order)| TransactionBlock {
+                            id: &id,
+                            total_order,
+                            data_collection_order,
+                        });
                     let value = self
                         .encoder
-                        .value(ev, now_ns)
+                        .value_in_transaction(ev, now_ns, block.as_ref())
                         .with_context(|| {
                             format!(
                                 "encoding the {} event of {} at LSN {}",
@@ -379,6 +526,31 @@ impl Deliver {
     }
 }
 
+/// The relay's clock, ns since the Unix epoch.
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Transaction metadata of the transaction being delivered.
+///
+/// Counts are of what was *emitted*: the events the plugin chain output for the transaction
+/// (a filtered event is not counted, a fanned-out one counts each output; a primary-key change
+/// counts its `d` and `c`; tombstones are not events), plus its transactional logical decoding
+/// messages under `LOGICAL_DECODING_MESSAGE`. Debezium likewise counts the records its
+/// transaction monitor saw on their way out (`TransactionMonitor.dataEvent`).
+#[derive(Debug)]
+struct TxMeta {
+    tx_id: i64,
+    /// Debezium's transaction id: the bare `txId` (see `encode::records`).
+    id: String,
+    total: u64,
+    /// Per data collection (`schema.table`), in order of first appearance.
+    collections: Vec<(String, u64)>,
+}
+
 impl RelaySettings {
     /// Resolves a validated configuration into what a run needs.
     pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RelaySettings> {
@@ -402,6 +574,15 @@ impl RelaySettings {
                     Cfg::Never => SnapshotMode::Never,
                 },
                 status_interval: Duration::from_millis(pg.status_interval_ms),
+                truncate_events: cfg.truncate_events,
+                logical_messages: cfg.logical_messages.enabled.then(|| {
+                    crate::pg::capture::MessageFilter {
+                        include: cfg.logical_messages.include_prefixes.clone(),
+                        exclude: cfg.logical_messages.exclude_prefixes.clone(),
+                    }
+                }),
+                heartbeat_interval: (cfg.heartbeat_interval_ms > 0)
+                    .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
             },
             kafka: KafkaSettings {
                 brokers: kafka.brokers.clone(),
@@ -416,6 +597,7 @@ impl RelaySettings {
             topic_prefix: cfg.topic_prefix.clone(),
             tombstones_on_delete: cfg.tombstones_on_delete,
             format: cfg.format.clone(),
+            transaction_metadata: cfg.transaction_metadata,
             state_dir: cfg.state_dir.clone(),
             plugins,
         })

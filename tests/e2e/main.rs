@@ -9,5 +9,6 @@ mod delivery;
 mod languages;
 mod plugin_cli;
 mod plugins;
+mod record_kinds;
 mod shipped;
 mod tooling;

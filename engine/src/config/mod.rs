@@ -59,6 +59,31 @@ pub struct Config {
     /// How records are written. Optional; defaults to Debezium's JSON with schemas.
     #[serde(default)]
     pub format: Format,
+    /// Whether a `TRUNCATE` is written: one record per truncated table on its topic, with op
+    /// `t`, a null key and null `before`/`after`. Optional, default `false`, as with Debezium
+    /// (whose `skipped.operations` defaults to `t`). The publication must publish truncates
+    /// (walrelay creates it with PostgreSQL's default, which does). Truncate events pass through
+    /// the plugin chain (scope op `t`).
+    #[serde(default)]
+    pub truncate_events: bool,
+    /// Logical decoding messages (`pg_logical_emit_message`), written to `<topic_prefix>.message`
+    /// with op `m`, as Debezium's PostgreSQL connector does by default. Optional, default
+    /// enabled with every prefix. Needs PostgreSQL 14 or later (older servers: a warning, no
+    /// messages). Messages do not pass through the plugin chain.
+    #[serde(default)]
+    pub logical_messages: LogicalMessages,
+    /// Debezium's `provide.transaction.metadata`: a BEGIN and an END record per transaction on
+    /// `<topic_prefix>.transaction`, and each streamed event's `transaction` block (`id`,
+    /// `total_order`, `data_collection_order`). END counts the events emitted after the plugin
+    /// chain. Optional, default `false`.
+    #[serde(default)]
+    pub transaction_metadata: bool,
+    /// Debezium's `heartbeat.interval.ms`: while streaming, a heartbeat record on
+    /// `__debezium-heartbeat.<topic_prefix>` this often. Once acknowledged, it lets the slot
+    /// advance to the latest position the server reported, even when nothing is written.
+    /// Optional, default `0` (off); otherwise 100 to 86400000.
+    #[serde(default)]
+    pub heartbeat_interval_ms: u64,
     /// Where the events go.
     pub sink: Sink,
     /// The plugin chain, applied in order to every event. Optional, default
@@ -96,6 +121,36 @@ impl Default for Format {
             kind: FormatKind::Json,
             schemas: true,
             unknown_types: Default::default(),
+        }
+    }
+}
+
+/// `logical_messages:`: which logical decoding messages are streamed.
+///
+/// Debezium's `message.prefix.include.list` / `message.prefix.exclude.list` take regular
+/// expressions; these lists take prefixes in which `*` matches any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalMessages {
+    /// Whether messages are requested from PostgreSQL at all. Optional, default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Only messages with these prefixes. Optional, default all; not together with
+    /// `exclude_prefixes`; no empty patterns.
+    #[serde(default)]
+    pub include_prefixes: Vec<String>,
+    /// Every message but those with these prefixes. Optional, default none; not together with
+    /// `include_prefixes`; no empty patterns.
+    #[serde(default)]
+    pub exclude_prefixes: Vec<String>,
+}
+
+impl Default for LogicalMessages {
+    fn default() -> Self {
+        LogicalMessages {
+            enabled: true,
+            include_prefixes: Vec::new(),
+            exclude_prefixes: Vec::new(),
         }
     }
 }

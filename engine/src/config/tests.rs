@@ -76,6 +76,10 @@ fn example_parses_with_defaults() {
         PathBuf::from("/srv/walrelay/walrelay-state")
     );
     assert!(config.tombstones_on_delete);
+    assert!(!config.truncate_events);
+    assert_eq!(config.logical_messages, LogicalMessages::default());
+    assert!(!config.transaction_metadata);
+    assert_eq!(config.heartbeat_interval_ms, 0);
     let kafka = &config.sink.kafka;
     assert_eq!(kafka.brokers, "127.0.0.1:9092");
     assert!(kafka.properties.is_empty());
@@ -124,6 +128,13 @@ fn base_defaults() {
         PathBuf::from("/etc/walrelay/walrelay-state")
     );
     assert!(config.tombstones_on_delete);
+    // Debezium's defaults: truncates skipped, messages streamed, no transaction metadata, no
+    // heartbeats.
+    assert!(!config.truncate_events);
+    assert_eq!(config.logical_messages, LogicalMessages::default());
+    assert!(config.logical_messages.enabled);
+    assert!(!config.transaction_metadata);
+    assert_eq!(config.heartbeat_interval_ms, 0);
     assert_eq!(config.source.postgres.snapshot, SnapshotMode::Initial);
     assert_eq!(config.sink.kafka.topics.partitions, 1);
     assert_eq!(config.sink.kafka.topics.replication_factor, 1);
@@ -848,5 +859,43 @@ t.yaml:18:7: plugin_policy.trusted_keys[4]: `ed25519:not base64!` is not a trust
              expected `require_signature` or `trusted_keys`"
         ),
         "{text}"
+    );
+}
+
+#[test]
+fn record_kind_options() {
+    let config = ok(&format!(
+        "{BASE}tombstones_on_delete: false\ntruncate_events: true\ntransaction_metadata: true\n\
+         heartbeat_interval_ms: 1000\nlogical_messages:\n  enabled: true\n  include_prefixes: [outbox, 'audit*']\n"
+    ));
+    assert!(!config.tombstones_on_delete);
+    assert!(config.truncate_events);
+    assert!(config.transaction_metadata);
+    assert_eq!(config.heartbeat_interval_ms, 1000);
+    assert_eq!(
+        config.logical_messages.include_prefixes,
+        vec!["outbox".to_string(), "audit*".to_string()]
+    );
+    let off = ok(&format!("{BASE}logical_messages: {{enabled: false}}\n"));
+    assert!(!off.logical_messages.enabled);
+}
+
+#[test]
+fn record_kind_problems_are_reported_together() {
+    // Lines: 11 heartbeat_interval_ms, 12 logical_messages, 13 include_prefixes,
+    // 14 exclude_prefixes, 15 transaction_metadata.
+    let text = format!(
+        "{BASE}heartbeat_interval_ms: 50\nlogical_messages:\n  include_prefixes: [a]\n  exclude_prefixes: [b, '']\ntransaction_metadata: true\n"
+    );
+    assert_eq!(
+        err(&text),
+        "\
+t.yaml:11:1: heartbeat_interval_ms: 50 is out of range: expected 0 (off) or 100 to 86400000 (milliseconds)
+t.yaml:14:3: logical_messages.exclude_prefixes: not allowed together with logical_messages.include_prefixes: give one of them
+t.yaml:14:25: logical_messages.exclude_prefixes[1]: empty: expected a message prefix (`*` matches any characters)"
+    );
+    assert_eq!(
+        err(&format!("{BASE}logical_messages: {{prefixes: [a]}}\n")),
+        "t.yaml:11:20: logical_messages.prefixes: unknown field `prefixes`, expected one of `enabled`, `include_prefixes`, `exclude_prefixes`"
     );
 }

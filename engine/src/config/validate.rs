@@ -122,6 +122,7 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     }
     config.state_dir = resolve(base_dir, &config.state_dir);
 
+    check_record_kinds(config, p);
     check_kafka(&config.sink.kafka, p);
     check_plugin_policy(&config.plugin_policy, p);
 
@@ -144,6 +145,64 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     }
 
     problems.0
+}
+
+/// `truncate_events`, `logical_messages`, `transaction_metadata`, `heartbeat_interval_ms`.
+fn check_record_kinds(config: &Config, p: &mut Problems) {
+    let messages = &config.logical_messages;
+    if !messages.include_prefixes.is_empty() && !messages.exclude_prefixes.is_empty() {
+        p.add(
+            "logical_messages.exclude_prefixes",
+            "not allowed together with logical_messages.include_prefixes: give one of them",
+        );
+    }
+    for (name, list) in [
+        ("include_prefixes", &messages.include_prefixes),
+        ("exclude_prefixes", &messages.exclude_prefixes),
+    ] {
+        for (i, pattern) in list.iter().enumerate() {
+            if pattern.is_empty() {
+                p.add(
+                    format!("logical_messages.{name}[{i}]"),
+                    "empty: expected a message prefix (`*` matches any characters)",
+                );
+            }
+        }
+    }
+    let ms = config.heartbeat_interval_ms;
+    if ms != 0 && !(100..=86_400_000).contains(&ms) {
+        p.add(
+            "heartbeat_interval_ms",
+            format!("{ms} is out of range: expected 0 (off) or 100 to 86400000 (milliseconds)"),
+        );
+    }
+    if is_topic_name(&config.topic_prefix) {
+        let mut topics = Vec::new();
+        if ms != 0 {
+            topics.push((
+                "heartbeat_interval_ms",
+                format!("__debezium-heartbeat.{}", config.topic_prefix),
+            ));
+        }
+        if config.transaction_metadata {
+            topics.push((
+                "transaction_metadata",
+                format!("{}.transaction", config.topic_prefix),
+            ));
+        }
+        for (path, topic) in topics {
+            if topic.len() > MAX_TOPIC_LEN {
+                p.add(
+                    path,
+                    format!(
+                        "the topic `{topic}` would have {} characters; Kafka allows at most \
+                         {MAX_TOPIC_LEN}: shorten topic_prefix",
+                        topic.len()
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn check_kafka(kafka: &KafkaSink, p: &mut Problems) {

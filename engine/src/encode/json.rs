@@ -24,6 +24,7 @@ use super::connect::{Datum, Schema, Type};
 use super::envelope::TableLayout;
 pub use super::envelope::{EncodeError, RecordOptions};
 use super::javanum::{write_f32, write_f64};
+use super::records::{write_transaction_block, TransactionBlock};
 use crate::event::ChangeEvent;
 
 /// Encoder settings.
@@ -121,12 +122,23 @@ impl DebeziumJson {
     /// [`Datum`] first; it writes exactly what [`TableLayout::envelope`] describes (the unit
     /// tests compare the two).
     pub fn value(&mut self, ev: &ChangeEvent, now_ns: i64) -> Result<Vec<u8>, EncodeError> {
+        self.value_in_transaction(ev, now_ns, None)
+    }
+
+    /// [`Self::value`] with the envelope's `transaction` block filled in (transaction metadata,
+    /// see [`super::records::TransactionBlock`]); `None` writes `"transaction":null`.
+    pub fn value_in_transaction(
+        &mut self,
+        ev: &ChangeEvent,
+        now_ns: i64,
+        tx: Option<&TransactionBlock<'_>>,
+    ) -> Result<Vec<u8>, EncodeError> {
         let hint = self.payload_hint;
         let plan = plan_for(&mut self.tables, &self.opts, ev)?;
         let mut out = String::with_capacity(plan.value_prefix.len() + hint + 64);
         out.push_str(&plan.value_prefix);
         let start = out.len();
-        write_envelope_payload(&mut out, plan, ev, now_ns)?;
+        write_envelope_payload(&mut out, plan, ev, now_ns, tx)?;
         self.payload_hint = out.len() - start;
         if !plan.value_prefix.is_empty() {
             out.push('}');
@@ -140,6 +152,7 @@ fn write_envelope_payload(
     plan: &TablePlan,
     ev: &ChangeEvent,
     now_ns: i64,
+    tx: Option<&TransactionBlock<'_>>,
 ) -> Result<(), EncodeError> {
     let layout = &plan.layout;
     out.push_str("{\"before\":");
@@ -180,7 +193,9 @@ fn write_envelope_payload(
     }
     out.push_str(",\"lsn\":");
     push_i64(out, src.lsn.0 as i64);
-    out.push_str(",\"xmin\":null},\"transaction\":null,\"op\":\"");
+    out.push_str(",\"xmin\":null},\"transaction\":");
+    write_transaction_block(out, tx);
+    out.push_str(",\"op\":\"");
     out.push_str(ev.op.code());
     out.push_str("\",\"ts_ms\":");
     push_i64(out, now_ns.div_euclid(1_000_000));

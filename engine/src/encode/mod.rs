@@ -5,6 +5,8 @@
 //! * [`connect`]: Connect's schemas and values.
 //! * [`columns`]: a PostgreSQL column's Connect schema and values (Debezium's type mapping).
 //! * [`envelope`]: the key, the envelope and the source block of a change event.
+//! * [`records`]: the records that are not row changes (logical decoding messages, transaction
+//!   metadata, heartbeats), the envelope's transaction block, and primary-key-change headers.
 //! * [`json`]: Kafka's `JsonConverter` (`schemas.enable` true or false), byte for byte where
 //!   the reference fixes the bytes.
 pub mod columns;
@@ -12,3 +14,4 @@ pub mod connect;
 pub mod envelope;
 mod javanum;
 pub mod json;
+pub mod records;

@@ -11,7 +11,25 @@
 //! Each transaction ends with a [`Checkpoint::Lsn`] of its commit's end LSN; the sink confirms it
 //! to PostgreSQL (through the `confirmed` watch) only once every event before it is acknowledged.
 //! Between transactions the server's keepalive position is checkpointed the same way, so a slot
-//! whose tables are idle still advances while other tables write.
+//! whose tables are idle still advances while other tables write. A non-transactional logical
+//! decoding message arrives between transactions with its own LSN: it is followed by a
+//! checkpoint of that LSN + 1 (PostgreSQL resends a non-transactional message whose LSN is not
+//! below the confirmed position), so it is confirmed only once acknowledged and never resent
+//! after that. Heartbeats (`heartbeat_interval`) are followed by the latest keepalive position
+//! when no transaction is open.
+//!
+//! # Record kinds (Debezium's PostgreSQL connector, `RelationalChangeRecordEmitter` and
+//! `PostgresStreamingChangeEventSource`)
+//! * An update whose key changed (the old key from a `K` tuple under `DEFAULT`, or the old row
+//!   under `FULL`) becomes a `d` of the old key (its `before` the old row as logged) and a `c` of
+//!   the new one, with the `__debezium.newkey` / `__debezium.oldkey` headers
+//!   (`RecordsStreamProducerIT.shouldReceiveChangesForUpdatesWithPKChanges`).
+//! * A truncate becomes one `t` event per truncated table when `truncate_events` is on
+//!   (Debezium's `skipped.operations` defaults to `t`: off by default). Truncates pass through
+//!   the plugin chain like other row events (op `t`, no rows).
+//! * Logical decoding messages are requested (`messages 'true'`, PostgreSQL 14+) when enabled and
+//!   filtered by prefix here.
+//! * `BEGIN` and `COMMIT` become [`Item::Begin`] / [`Item::End`] for transaction metadata.
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,8 +47,12 @@ use super::replication::{
     ReplicationConnection, ReplicationError, ReplicationStream, StreamMessage, SESSION_OPTIONS,
 };
 use super::text::parse_value;
-use crate::event::{ChangeEvent, Lsn, Op, SnapshotMarker, Source, TableSchema, Value};
-use crate::pipeline::{Checkpoint, Item};
+use crate::encode::json::{DebeziumJson, JsonOptions};
+use crate::encode::records::{PK_UPDATE_NEWKEY_HEADER, PK_UPDATE_OLDKEY_HEADER};
+use crate::event::{
+    ChangeEvent, Header, LogicalMessage, Lsn, Op, SnapshotMarker, Source, TableSchema, Value,
+};
+use crate::pipeline::{Checkpoint, Item, TxBoundary};
 use crate::state::{SnapshotState, StateError, StateStore};
 
 /// How many items capture gathers before handing a batch to the chain.
@@ -56,6 +78,52 @@ pub struct SourceSettings {
     pub snapshot: SnapshotMode,
     /// At most this long between standby status updates.
     pub status_interval: Duration,
+    /// Emit a `t` event per truncated table (off: truncates are skipped, as Debezium's default
+    /// `skipped.operations=t` does).
+    pub truncate_events: bool,
+    /// Stream logical decoding messages whose prefix the filter admits; `None`: not requested.
+    pub logical_messages: Option<MessageFilter>,
+    /// Emit a heartbeat this often while streaming; `None`: no heartbeats.
+    pub heartbeat_interval: Option<Duration>,
+}
+
+/// Which logical decoding messages are streamed, by prefix. Debezium's
+/// `message.prefix.include.list` / `message.prefix.exclude.list` take regular expressions;
+/// walrelay takes exact prefixes in which `*` matches any run of characters. At most one of the
+/// lists is non-empty (checked with the configuration); both empty admit every prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl MessageFilter {
+    pub fn admits(&self, prefix: &str) -> bool {
+        if !self.include.is_empty() {
+            return self.include.iter().any(|p| glob_matches(p, prefix));
+        }
+        !self.exclude.iter().any(|p| glob_matches(p, prefix))
+    }
+}
+
+/// `*` matches any run of characters (also none); everything else matches itself.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +193,8 @@ pub struct Capture {
     database: String,
     tables: Vec<Arc<TableSchema>>,
     plan: Plan,
+    /// `server_version_num`, e.g. 150004.
+    server_version: i32,
 }
 
 impl Capture {
@@ -145,6 +215,11 @@ impl Capture {
             }
         });
         let database = catalog::check_server(&client).await?;
+        let server_version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int4", &[])
+            .await
+            .map_err(CaptureError::Connect)?
+            .get(0);
         catalog::ensure_publication(&client, &settings.publication, &settings.tables).await?;
         let mut tables = Vec::with_capacity(settings.tables.len());
         for t in &settings.tables {
@@ -193,6 +268,7 @@ impl Capture {
             database,
             tables,
             plan,
+            server_version,
         })
     }
 
@@ -216,6 +292,7 @@ impl Capture {
             database: _,
             tables,
             plan,
+            server_version,
         } = self;
         let mut repl = ReplicationConnection::connect(&settings.pg).await?;
         let start = match plan {
@@ -259,10 +336,22 @@ impl Capture {
                 created.consistent_point
             }
         };
-        let options = [
+        let mut options = vec![
             ("proto_version", "1".to_string()),
             ("publication_names", quote_ident(&settings.publication)),
         ];
+        let mut messages = settings.logical_messages.clone();
+        if messages.is_some() {
+            if server_version >= 140_000 {
+                options.push(("messages", "true".to_string()));
+            } else {
+                tracing::warn!(
+                    server_version,
+                    "logical decoding messages need PostgreSQL 14 or later: not streamed"
+                );
+                messages = None;
+            }
+        }
         let stream = repl.start_logical(&settings.slot, start, &options).await?;
         let mut streamer = Streamer {
             client,
@@ -270,6 +359,18 @@ impl Capture {
             tx: None,
             last_commit: None,
             last_checkpoint: Lsn::ZERO,
+            last_keepalive: Lsn::ZERO,
+            truncate_events: settings.truncate_events,
+            messages,
+            key_encoder: DebeziumJson::new(JsonOptions {
+                record: crate::encode::envelope::RecordOptions {
+                    topic_prefix: String::new(),
+                    database: String::new(),
+                    connector_version: String::new(),
+                    unknown_types: crate::encode::columns::UnknownTypes::Text,
+                },
+                schemas: false,
+            }),
         };
         streamer
             .stream(stream, &settings, out, &mut confirmed, &mut shutdown)
@@ -471,6 +572,13 @@ struct Streamer {
     tx: Option<OpenTx>,
     last_commit: Option<Lsn>,
     last_checkpoint: Lsn,
+    /// The latest keepalive position (what the server has decoded up to).
+    last_keepalive: Lsn,
+    truncate_events: bool,
+    messages: Option<MessageFilter>,
+    /// Encodes keys for the headers of primary-key changes (only the payload is used, so the
+    /// options do not matter).
+    key_encoder: DebeziumJson,
 }
 
 impl Streamer {
@@ -485,6 +593,11 @@ impl Streamer {
         let mut status = StatusTimer::new(settings.status_interval);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = settings.heartbeat_interval.map(|every| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         let mut batch: Vec<Item> = Vec::with_capacity(BATCH_SIZE);
         'stream: loop {
             tokio::select! {
@@ -494,6 +607,12 @@ impl Streamer {
                     let c = *confirmed.borrow();
                     status.maybe_send(&mut stream, c).await?
                 }
+                _ = async {
+                    match heartbeat.as_mut() {
+                        Some(h) => { h.tick().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => self.heartbeat(&out)?,
                 msg = stream.next() => {
                     let mut msg = msg?;
                     // Drain what is already buffered before handing the batch on.
@@ -559,6 +678,30 @@ impl Streamer {
         Ok(())
     }
 
+    /// Hands a heartbeat to delivery, with the latest keepalive position when no transaction is
+    /// open (so an idle database's slot advances once the heartbeat is acknowledged). Skipped,
+    /// not waited for, while delivery is backed up: a heartbeat is not worth stalling capture.
+    fn heartbeat(&mut self, out: &mpsc::Sender<Vec<Item>>) -> Result<()> {
+        let mut items = vec![Item::Heartbeat];
+        let advance = self.tx.is_none() && self.last_keepalive > self.last_checkpoint;
+        if advance {
+            items.push(Item::Checkpoint(Checkpoint::Lsn(self.last_keepalive)));
+        }
+        match out.try_send(items) {
+            Ok(()) => {
+                if advance {
+                    self.last_checkpoint = self.last_keepalive;
+                }
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!("delivery is backed up: heartbeat skipped");
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(CaptureError::PipelineGone),
+        }
+    }
+
     async fn handle(
         &mut self,
         msg: StreamMessage,
@@ -571,6 +714,7 @@ impl Streamer {
                 wal_end,
                 reply_requested,
             } => {
+                self.last_keepalive = self.last_keepalive.max(wal_end);
                 if self.tx.is_none() && wal_end > self.last_checkpoint {
                     // Nothing of ours is pending before wal_end: confirm it once what precedes is acknowledged.
                     self.last_checkpoint = wal_end;
@@ -598,9 +742,18 @@ impl Streamer {
         match message {
             Message::Begin { xid, commit_ts_us, .. } => {
                 self.tx = Some(OpenTx { xid, commit_ts_us });
+                batch.push(Item::Begin(TxBoundary {
+                    tx_id: i64::from(xid),
+                    commit_ts_us,
+                }));
             }
-            Message::Commit { commit_lsn, end_lsn, .. } => {
-                self.tx = None;
+            Message::Commit { commit_lsn, end_lsn, commit_ts_us, .. } => {
+                if let Some(tx) = self.tx.take() {
+                    batch.push(Item::End(TxBoundary {
+                        tx_id: i64::from(tx.xid),
+                        commit_ts_us,
+                    }));
+                }
                 self.last_commit = Some(commit_lsn);
                 self.last_checkpoint = self.last_checkpoint.max(end_lsn);
                 batch.push(Item::Checkpoint(Checkpoint::Lsn(end_lsn)));
@@ -632,17 +785,36 @@ impl Streamer {
                         }
                     }
                 }
-                batch.push(self.event(Op::Update, table, before, Some(after), lsn));
+                match before {
+                    Some(old) if key_changed(&table, &old, &after) => {
+                        self.key_change(table, old, after, lsn, batch)?;
+                    }
+                    before => batch.push(self.event(Op::Update, table, before, Some(after), lsn)),
+                }
             }
             Message::Delete { relation, old, .. } => {
                 let table = self.table(relation, lsn)?;
                 let before = tuple_values(&table, old.tuple, lsn)?;
                 batch.push(self.event(Op::Delete, table, Some(before), None, lsn));
             }
-            // Truncate events are off by default, as in Debezium (skipped.operations=t); logical
-            // decoding messages are not requested (no `messages` option); origins and types need
-            // no event.
-            Message::Truncate { .. } | Message::Type { .. } | Message::Origin { .. } | Message::Message { .. } => {}
+            // Off by default, as in Debezium (skipped.operations=t).
+            Message::Truncate { relations, .. } => {
+                if self.truncate_events {
+                    for oid in relations {
+                        let table = self.table(oid, lsn)?;
+                        batch.push(self.event(Op::Truncate, table, None, None, lsn));
+                    }
+                }
+            }
+            Message::Message {
+                transactional,
+                lsn: message_lsn,
+                prefix,
+                content,
+                ..
+            } => self.message(transactional, message_lsn, prefix, content, batch),
+            // Origins and types need no event.
+            Message::Type { .. } | Message::Origin { .. } => {}
             Message::StreamStart { .. } | Message::StreamStop | Message::StreamCommit { .. } | Message::StreamAbort { .. } => {
                 return Err(CaptureError::Stream {
                     lsn,
@@ -651,6 +823,91 @@ impl Streamer {
             }
         }
         Ok(())
+    }
+
+    /// A logical decoding message: an [`Item::Message`] when the filter admits its prefix; a
+    /// non-transactional one outside a transaction is then confirmed just past its own LSN.
+    fn message(
+        &mut self,
+        transactional: bool,
+        lsn: Lsn,
+        prefix: String,
+        content: Vec<u8>,
+        batch: &mut Vec<Item>,
+    ) {
+        let admitted = self.messages.as_ref().is_some_and(|f| f.admits(&prefix));
+        if admitted {
+            let (tx_id, ts_us) = match (&self.tx, transactional) {
+                (Some(tx), true) => (Some(i64::from(tx.xid)), tx.commit_ts_us),
+                _ => (None, now_us()),
+            };
+            batch.push(Item::Message(LogicalMessage {
+                transactional,
+                prefix,
+                content,
+                source: Source {
+                    lsn,
+                    last_commit_lsn: self.last_commit,
+                    tx_id,
+                    ts_us,
+                    snapshot: SnapshotMarker::False,
+                },
+            }));
+        }
+        if !transactional && self.tx.is_none() {
+            // PostgreSQL skips a non-transactional message on restart only when its LSN is below
+            // the confirmed position (SnapBuildXactNeedsSkip): confirm the next byte.
+            let past = Lsn(lsn.0.saturating_add(1));
+            if past > self.last_checkpoint {
+                self.last_checkpoint = past;
+                batch.push(Item::Checkpoint(Checkpoint::Lsn(past)));
+            }
+        }
+    }
+
+    /// An update that changed the key: a `d` of the old key and a `c` of the new one, as
+    /// Debezium's `RelationalChangeRecordEmitter.emitUpdateAsPrimaryKeyChangeRecord` does, with
+    /// the other key in a header (`__debezium.newkey` on the `d`, `__debezium.oldkey` on the
+    /// `c`). The tombstone after the `d` is delivery's, as after any delete.
+    fn key_change(
+        &mut self,
+        table: Arc<TableSchema>,
+        old: Vec<Value>,
+        new: Vec<Value>,
+        lsn: Lsn,
+        batch: &mut Vec<Item>,
+    ) -> Result<()> {
+        let mut delete = self.event(Op::Delete, table.clone(), Some(old), None, lsn);
+        let mut create = self.event(Op::Create, table, None, Some(new), lsn);
+        if let (Item::Event(d), Item::Event(c)) = (&mut delete, &mut create) {
+            let old_key = self.key_header(d, lsn)?;
+            let new_key = self.key_header(c, lsn)?;
+            d.headers.push(Header {
+                key: PK_UPDATE_NEWKEY_HEADER.into(),
+                value: new_key,
+            });
+            c.headers.push(Header {
+                key: PK_UPDATE_OLDKEY_HEADER.into(),
+                value: old_key,
+            });
+        }
+        batch.push(delete);
+        batch.push(create);
+        Ok(())
+    }
+
+    /// The key struct of `ev` as Kafka Connect's `SimpleHeaderConverter` prints it.
+    fn key_header(&mut self, ev: &ChangeEvent, lsn: Lsn) -> Result<Vec<u8>> {
+        let key = self
+            .key_encoder
+            .key(ev)
+            .map_err(|e| CaptureError::Stream {
+                lsn,
+                message: format!("cannot write the key of a primary-key change: {e}"),
+            })?
+            .unwrap_or_default();
+        // The encoder writes payloads alone (`schemas: false`): the key text is the header.
+        Ok(key)
     }
 
     fn table(&self, oid: u32, lsn: Lsn) -> Result<Arc<TableSchema>> {
@@ -760,6 +1017,16 @@ impl Streamer {
     }
 }
 
+/// Whether the key columns differ between the old row (as logged: a `K` tuple or a whole old
+/// row) and the new one. An unchanged TOASTed value in the new row counts as equal.
+fn key_changed(table: &TableSchema, old: &[Value], new: &[Value]) -> bool {
+    table
+        .columns
+        .iter()
+        .zip(old.iter().zip(new))
+        .any(|(col, (o, n))| col.is_key && *n != Value::UnchangedToast && o != n)
+}
+
 /// pgoutput tuple → typed values.
 fn tuple_values(table: &TableSchema, tuple: Tuple, lsn: Lsn) -> Result<Vec<Value>> {
     let place = || format!("LSN {lsn}");
@@ -830,5 +1097,108 @@ impl StatusTimer {
             self.at = Instant::now();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, ReplicaIdentity};
+
+    #[test]
+    fn message_prefix_filter() {
+        let all = MessageFilter::default();
+        assert!(all.admits("anything"));
+        // LogicalDecodingMessageIT.shouldOnlyConsumeLogicalDecodingMessagesWithIncludedPrefixes,
+        // with its regular expression `ano.*er_included` written as a glob.
+        let include = MessageFilter {
+            include: vec![
+                "included_prefix".into(),
+                "prefix:included".into(),
+                "ano*er_included".into(),
+            ],
+            exclude: vec![],
+        };
+        for (prefix, admitted) in [
+            ("included_prefix", true),
+            ("excluded_prefix", false),
+            ("prefix:excluded", false),
+            ("prefix:included", true),
+            ("another_included", true),
+            ("included_prefix2", false),
+        ] {
+            assert_eq!(include.admits(prefix), admitted, "{prefix}");
+        }
+        // ...ShouldNotConsumeLogicalDecodingMessagesWithExcludedPrefixes.
+        let exclude = MessageFilter {
+            include: vec![],
+            exclude: vec!["excluded_prefix".into(), "prefix:excluded".into()],
+        };
+        assert!(exclude.admits("included_prefix"));
+        assert!(!exclude.admits("excluded_prefix"));
+        assert!(!exclude.admits("prefix:excluded"));
+        assert!(exclude.admits("prefix:included"));
+        // ...WhenAllPrefixesAreInTheExcludedList (`.*`).
+        let none = MessageFilter {
+            include: vec![],
+            exclude: vec!["*".into()],
+        };
+        assert!(!none.admits("prefix"));
+        assert!(!none.admits(""));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("a*b*c", "abc"));
+        assert!(glob_matches("a*b*c", "a-b-b-c"));
+        assert!(!glob_matches("a*b*c", "a-c-b"));
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("ab*", "ab"));
+        assert!(!glob_matches("ab*ba", "aba"));
+        assert!(!glob_matches("abc", "abcd"));
+    }
+
+    fn table() -> TableSchema {
+        let col = |name: &str, is_key: bool| Column {
+            name: name.into(),
+            type_oid: 23,
+            type_modifier: -1,
+            type_name: "int4".into(),
+            base_type_oid: 23,
+            nullable: !is_key,
+            is_key,
+            default: None,
+            enum_labels: vec![],
+        };
+        TableSchema {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![col("pk", true), col("v", false)],
+            replica_identity: ReplicaIdentity::Default,
+        }
+    }
+
+    #[test]
+    fn key_change_detection() {
+        let t = table();
+        // A `K` tuple (key columns only) with another key.
+        assert!(key_changed(
+            &t,
+            &[Value::Int32(1), Value::Null],
+            &[Value::Int32(2), Value::Int32(5)]
+        ));
+        // A whole old row (FULL) with the same key and another value.
+        assert!(!key_changed(
+            &t,
+            &[Value::Int32(1), Value::Int32(4)],
+            &[Value::Int32(1), Value::Int32(5)]
+        ));
+        // An unchanged TOASTed key value is not a change.
+        assert!(!key_changed(
+            &t,
+            &[Value::Int32(1), Value::Null],
+            &[Value::UnchangedToast, Value::Int32(5)]
+        ));
     }
 }

@@ -1,0 +1,544 @@
+//! The records Debezium's PostgreSQL connector writes besides row changes, in the same
+//! `JsonConverter` layout as [`super::json`] (`{"schema":…,"payload":…}`, compact, Connect's key
+//! order: reference section 3).
+//!
+//! | record | topic | key | value |
+//! |---|---|---|---|
+//! | logical decoding message | `<prefix>.message` | `io.debezium.connector.postgresql.MessageKey` | `io.debezium.connector.postgresql.MessageValue` |
+//! | transaction BEGIN / END | `<prefix>.transaction` | `io.debezium.connector.common.TransactionMetadataKey` | `io.debezium.connector.common.TransactionMetadataValue` |
+//! | heartbeat | `__debezium-heartbeat.<prefix>` | `io.debezium.connector.common.ServerNameKey` | `io.debezium.connector.common.Heartbeat` |
+//!
+//! # Where the layouts come from (Debezium's source)
+//!
+//! * **Messages**: `debezium-connector-postgres/…/PostgresSchemaFactory.java`
+//!   (`logicalDecodingMessageMonitorKeySchema` / `…BlockSchema` / `…ValueSchema`: key
+//!   `MessageKey` v1 with an optional string `prefix`; value `MessageValue` v1 with `op` (string),
+//!   `ts_ms` (optional int64), `source`, `transaction` (`event.block`), and `message`, a required
+//!   struct `io.debezium.connector.postgresql.Message` v1 of an optional string `prefix` and
+//!   optional bytes `content` under the default `binary.handling.mode=bytes`), and
+//!   `LogicalDecodingMessageMonitor.java` (topic suffix `.message`, `op` = `m`, `ts_ms` = the
+//!   connector's clock). `LogicalDecodingMessageIT.java` fixes the source block of a message: empty
+//!   `schema` and `table`, `txId` only for transactional messages, `transaction` null unless
+//!   transaction metadata is on.
+//! * **Transaction metadata** and **heartbeats**: `debezium-core/…/schema/SchemaFactory.java`
+//!   (`transactionKeySchema`, `transactionValueSchema` with `status`, `id`, optional `event_count`,
+//!   optional array of optional `event.collection` v1 structs `{data_collection, event_count}`,
+//!   `ts_ms`; `transactionBlockSchema` = `event.block` v1; `heartbeatKeySchema` = `ServerNameKey`
+//!   v1 `{serverName}`, `heartbeatValueSchema` = `Heartbeat` v1 `{ts_ms}`), and
+//!   `debezium-core/…/pipeline/txmetadata/TransactionMonitor.java` (BEGIN has null `event_count`
+//!   and `data_collections`; END counts the events per data collection; the block's
+//!   `total_order` / `data_collection_order` are 1-based positions in the transaction).
+//! * **Transaction id.** The PostgreSQL connector uses the bare transaction id: its streaming
+//!   source starts a transaction with `toString(message.getTransactionId())`
+//!   (`PostgresStreamingChangeEventSource.java`) and matches events to it with
+//!   `Long.toString(source.txId)` (`PostgresEventMetadataProvider.getTransactionId`). Debezium's
+//!   documentation shows `"571:53195829"` (`txID:LSN`) instead, with a different id for BEGIN
+//!   and END of one transaction; walrelay follows the code, so BEGIN, END and every event of a
+//!   transaction share the id `"<txId>"`.
+//! * **Primary-key change headers**: `RelationalChangeRecordEmitter.java`
+//!   (`emitUpdateAsPrimaryKeyChangeRecord`: the `d` record carries `__debezium.newkey`, the `c`
+//!   record `__debezium.oldkey`), checked by `RecordsStreamProducerIT.java`
+//!   (`shouldReceiveChangesForUpdatesWithPKChanges`). Kafka Connect writes a struct header with
+//!   its default `SimpleHeaderConverter`, i.e. `Values.convertToString`: `{"pk":2}`. walrelay
+//!   writes the key's JSON payload, which is that text for integer, string and uuid keys
+//!   (Connect would print a decimal key column as a number where the payload has base64).
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::envelope::{source_schema, transaction_schema};
+use super::json::{push_i64, write_json_str, write_schema, JsonOptions};
+use crate::event::{LogicalMessage, Source};
+
+/// Header on the `d` record of a primary-key change: the new key.
+pub const PK_UPDATE_NEWKEY_HEADER: &str = "__debezium.newkey";
+/// Header on the `c` record of a primary-key change: the old key.
+pub const PK_UPDATE_OLDKEY_HEADER: &str = "__debezium.oldkey";
+/// The data collection logical decoding messages are counted under in transaction metadata
+/// (`LogicalDecodingMessageMonitor.LogicalDecodingMessageId`).
+pub const MESSAGE_DATA_COLLECTION: &str = "LOGICAL_DECODING_MESSAGE";
+
+/// `<prefix>.message`.
+pub fn message_topic(prefix: &str) -> String {
+    format!("{prefix}.message")
+}
+
+/// `<prefix>.transaction`.
+pub fn transaction_topic(prefix: &str) -> String {
+    format!("{prefix}.transaction")
+}
+
+/// `__debezium-heartbeat.<prefix>` (Debezium's default `topic.heartbeat.prefix`).
+pub fn heartbeat_topic(prefix: &str) -> String {
+    format!("__debezium-heartbeat.{prefix}")
+}
+
+/// The envelope's `transaction` block of one event (Debezium's `event.block`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionBlock<'a> {
+    /// The transaction's id, `"<txId>"`.
+    pub id: &'a str,
+    /// 1-based position of the event among the transaction's emitted events.
+    pub total_order: u64,
+    /// 1-based position of the event among the transaction's emitted events of its data
+    /// collection (`schema.table`).
+    pub data_collection_order: u64,
+}
+
+/// Writes the `transaction` payload: the block, or `null`.
+pub(crate) fn write_transaction_block(out: &mut String, tx: Option<&TransactionBlock<'_>>) {
+    match tx {
+        None => out.push_str("null"),
+        Some(tx) => {
+            out.push_str("{\"id\":");
+            write_json_str(out, tx.id);
+            out.push_str(",\"total_order\":");
+            push_i64(out, tx.total_order as i64);
+            out.push_str(",\"data_collection_order\":");
+            push_i64(out, tx.data_collection_order as i64);
+            out.push('}');
+        }
+    }
+}
+
+/// The source block's payload (reference section 2) for a record of no table (`schema` and
+/// `table` are empty strings, as for logical decoding messages).
+fn write_source(out: &mut String, opts: &JsonOptions, schema: &str, table: &str, src: &Source) {
+    out.push_str("{\"version\":");
+    write_json_str(out, &opts.record.connector_version);
+    out.push_str(",\"connector\":\"postgresql\",\"name\":");
+    write_json_str(out, &opts.record.topic_prefix);
+    out.push_str(",\"ts_ms\":");
+    push_i64(out, src.ts_us.div_euclid(1000));
+    out.push_str(",\"snapshot\":\"");
+    out.push_str(src.snapshot.as_str());
+    out.push_str("\",\"db\":");
+    write_json_str(out, &opts.record.database);
+    out.push_str(",\"sequence\":\"[");
+    match src.last_commit_lsn {
+        Some(l) => {
+            out.push_str("\\\"");
+            push_i64(out, l.0 as i64);
+            out.push_str("\\\"");
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\\\"");
+    push_i64(out, src.lsn.0 as i64);
+    out.push_str("\\\"]\",\"ts_us\":");
+    push_i64(out, src.ts_us);
+    out.push_str(",\"ts_ns\":");
+    push_i64(out, src.ts_us.saturating_mul(1000));
+    out.push_str(",\"schema\":");
+    write_json_str(out, schema);
+    out.push_str(",\"table\":");
+    write_json_str(out, table);
+    out.push_str(",\"txId\":");
+    match src.tx_id {
+        Some(x) => push_i64(out, x),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"lsn\":");
+    push_i64(out, src.lsn.0 as i64);
+    out.push_str(",\"xmin\":null}");
+}
+
+const MESSAGE_KEY_SCHEMA: &str = concat!(
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}],",
+    "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
+);
+
+const MESSAGE_BLOCK_SCHEMA: &str = concat!(
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},",
+    "{\"type\":\"bytes\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,",
+    "\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}"
+);
+
+/// The key of a logical decoding message: `{prefix}`.
+pub fn message_key(prefix: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(MESSAGE_KEY_SCHEMA.len() + prefix.len() + 32);
+    out.push_str("{\"schema\":");
+    out.push_str(MESSAGE_KEY_SCHEMA);
+    out.push_str(",\"payload\":{\"prefix\":");
+    write_json_str(&mut out, prefix);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// The value of a logical decoding message: `op` `m`, `ts_ms` = `now_ms` (the relay's clock),
+/// `source`, `transaction` (`tx`), `message{prefix, content}` with the content in base64.
+pub fn message_value(
+    opts: &JsonOptions,
+    msg: &LogicalMessage,
+    tx: Option<&TransactionBlock<'_>>,
+    now_ms: i64,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(2048 + msg.prefix.len() + msg.content.len() * 4 / 3);
+    out.push_str(
+        "{\"schema\":{\"type\":\"struct\",\"fields\":[\
+         {\"type\":\"string\",\"optional\":false,\"field\":\"op\"},\
+         {\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
+    );
+    write_schema(&mut out, &source_schema(), Some("source"));
+    out.push(',');
+    write_schema(&mut out, &transaction_schema(), Some("transaction"));
+    out.push(',');
+    out.push_str(MESSAGE_BLOCK_SCHEMA);
+    out.push_str(
+        "],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageValue\",\
+         \"version\":1},\"payload\":{\"op\":\"m\",\"ts_ms\":",
+    );
+    push_i64(&mut out, now_ms);
+    out.push_str(",\"source\":");
+    write_source(&mut out, opts, "", "", &msg.source);
+    out.push_str(",\"transaction\":");
+    write_transaction_block(&mut out, tx);
+    out.push_str(",\"message\":{\"prefix\":");
+    write_json_str(&mut out, &msg.prefix);
+    out.push_str(",\"content\":\"");
+    BASE64.encode_string(&msg.content, &mut out);
+    out.push_str("\"}}}");
+    out.into_bytes()
+}
+
+const TRANSACTION_KEY_SCHEMA: &str = concat!(
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"id\"}],",
+    "\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataKey\",\"version\":1}"
+);
+
+const TRANSACTION_VALUE_SCHEMA: &str = concat!(
+    "{\"type\":\"struct\",\"fields\":[",
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},",
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},",
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"},",
+    "{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[",
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"},",
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}],",
+    "\"optional\":true,\"name\":\"event.collection\",\"version\":1},\"optional\":true,\"field\":\"data_collections\"},",
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}",
+    "],\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataValue\",\"version\":1}"
+);
+
+/// The key of a transaction metadata record: `{id}`.
+pub fn transaction_key(id: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(TRANSACTION_KEY_SCHEMA.len() + id.len() + 32);
+    out.push_str("{\"schema\":");
+    out.push_str(TRANSACTION_KEY_SCHEMA);
+    out.push_str(",\"payload\":{\"id\":");
+    write_json_str(&mut out, id);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// A BEGIN record's value: `event_count` and `data_collections` null; `ts_ms` is the
+/// transaction's commit time (what pgoutput's BEGIN carries).
+pub fn transaction_begin_value(id: &str, ts_ms: i64) -> Vec<u8> {
+    transaction_value("BEGIN", id, None, ts_ms)
+}
+
+/// An END record's value: the number of events emitted for the transaction and, per data
+/// collection (`schema.table`, in order of first appearance), its count.
+pub fn transaction_end_value(
+    id: &str,
+    event_count: u64,
+    collections: &[(String, u64)],
+    ts_ms: i64,
+) -> Vec<u8> {
+    transaction_value("END", id, Some((event_count, collections)), ts_ms)
+}
+
+fn transaction_value(
+    status: &str,
+    id: &str,
+    counts: Option<(u64, &[(String, u64)])>,
+    ts_ms: i64,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(TRANSACTION_VALUE_SCHEMA.len() + 160);
+    out.push_str("{\"schema\":");
+    out.push_str(TRANSACTION_VALUE_SCHEMA);
+    out.push_str(",\"payload\":{\"status\":");
+    write_json_str(&mut out, status);
+    out.push_str(",\"id\":");
+    write_json_str(&mut out, id);
+    match counts {
+        None => out.push_str(",\"event_count\":null,\"data_collections\":null"),
+        Some((total, collections)) => {
+            out.push_str(",\"event_count\":");
+            push_i64(&mut out, total as i64);
+            out.push_str(",\"data_collections\":[");
+            for (i, (name, count)) in collections.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"data_collection\":");
+                write_json_str(&mut out, name);
+                out.push_str(",\"event_count\":");
+                push_i64(&mut out, *count as i64);
+                out.push('}');
+            }
+            out.push(']');
+        }
+    }
+    out.push_str(",\"ts_ms\":");
+    push_i64(&mut out, ts_ms);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// The key of a heartbeat: `{serverName}` (the topic prefix, Debezium's logical name).
+pub fn heartbeat_key(server_name: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(200 + server_name.len());
+    out.push_str(
+        "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\
+         \"field\":\"serverName\"}],\"optional\":false,\
+         \"name\":\"io.debezium.connector.common.ServerNameKey\",\"version\":1},\
+         \"payload\":{\"serverName\":",
+    );
+    write_json_str(&mut out, server_name);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// The value of a heartbeat: `{ts_ms}`, the relay's clock.
+pub fn heartbeat_value(ts_ms: i64) -> Vec<u8> {
+    let mut out = String::with_capacity(200);
+    out.push_str(
+        "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\",\"optional\":false,\
+         \"field\":\"ts_ms\"}],\"optional\":false,\
+         \"name\":\"io.debezium.connector.common.Heartbeat\",\"version\":1},\
+         \"payload\":{\"ts_ms\":",
+    );
+    push_i64(&mut out, ts_ms);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// The payload part of an encoded key (`{"schema":…,"payload":P}` → `P`): the text of a
+/// primary-key-change header. `None` if `key` is not such a record.
+///
+/// The first `,"payload":` is the top-level one: inside the schema, a `"` within a string is
+/// escaped, and no schema member is named `payload`.
+pub fn key_payload(key: &[u8]) -> Option<&[u8]> {
+    const MARK: &[u8] = b",\"payload\":";
+    let at = key.windows(MARK.len()).position(|w| w == MARK)?;
+    let rest = &key[at + MARK.len()..];
+    rest.strip_suffix(b"}")
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected texts are typed from the Debezium schema definitions named in the module docs
+    //! (in reference section 3's key order) and from `/work/shared/reference/debezium-format.md`,
+    //! never from this encoder's output.
+    use super::*;
+    use crate::event::{Lsn, SnapshotMarker};
+
+    fn opts() -> JsonOptions {
+        JsonOptions {
+            record: crate::encode::envelope::RecordOptions {
+                topic_prefix: "pg".into(),
+                database: "shop".into(),
+                connector_version: "0.1.0-test".into(),
+                unknown_types: crate::encode::columns::UnknownTypes::Skip,
+            },
+            schemas: true,
+        }
+    }
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    // Reference section 2 / json.rs's golden source schema, as a struct member `source`.
+    const GOLDEN_SOURCE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,last,false,incremental"},"default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source"}"#;
+
+    // SchemaFactory.transactionBlockSchema: optional struct `event.block` v1.
+    const GOLDEN_TX_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"optional":true,"name":"event.block","version":1,"field":"transaction"}"#;
+
+    /// PostgresSchemaFactory.logicalDecodingMessageMonitorKeySchema; payload as in
+    /// LogicalDecodingMessageIT (`key.getString("prefix")`).
+    #[test]
+    fn message_key_layout() {
+        assert_eq!(
+            text(message_key("foo")),
+            r#"{"schema":{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.postgresql.MessageKey","version":1},"payload":{"prefix":"foo"}}"#
+        );
+    }
+
+    fn message(transactional: bool) -> LogicalMessage {
+        LogicalMessage {
+            transactional,
+            prefix: "foo".into(),
+            content: b"bar".to_vec(),
+            source: Source {
+                lsn: Lsn(24_023_200),
+                last_commit_lsn: Some(Lsn(24_023_128)),
+                tx_id: transactional.then_some(772),
+                ts_us: 1_714_558_531_000_001,
+                snapshot: SnapshotMarker::False,
+            },
+        }
+    }
+
+    fn golden_message_value(payload: &str) -> String {
+        format!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"string","optional":false,"field":"op"}},{{"type":"int64","optional":true,"field":"ts_ms"}},{GOLDEN_SOURCE_SCHEMA},{GOLDEN_TX_SCHEMA},{{"type":"struct","fields":[{{"type":"string","optional":true,"field":"prefix"}},{{"type":"bytes","optional":true,"field":"content"}}],"optional":false,"name":"io.debezium.connector.postgresql.Message","version":1,"field":"message"}}],"optional":false,"name":"io.debezium.connector.postgresql.MessageValue","version":1}},"payload":{payload}}}"#
+        )
+    }
+
+    /// PostgresSchemaFactory.logicalDecodingMessageMonitorValueSchema; LogicalDecodingMessageIT
+    /// `shouldConsumeNonTransactionalLogicalDecodingMessages` (txId null, schema and table "",
+    /// transaction null, content `bar`, i.e. base64 `YmFy`).
+    #[test]
+    fn non_transactional_message_value() {
+        let payload = r#"{"op":"m","ts_ms":1714558531500,"source":{"version":"0.1.0-test","connector":"postgresql","name":"pg","ts_ms":1714558531000,"snapshot":"false","db":"shop","sequence":"[\"24023128\",\"24023200\"]","ts_us":1714558531000001,"ts_ns":1714558531000001000,"schema":"","table":"","txId":null,"lsn":24023200,"xmin":null},"transaction":null,"message":{"prefix":"foo","content":"YmFy"}}"#;
+        assert_eq!(
+            text(message_value(
+                &opts(),
+                &message(false),
+                None,
+                1_714_558_531_500
+            )),
+            golden_message_value(payload)
+        );
+    }
+
+    /// LogicalDecodingMessageIT
+    /// `shouldConsumeTransactionalLogicalDecodingMessagesThatContainTransactionData`: txId set,
+    /// a transaction block with total_order 1 and data_collection_order 1.
+    #[test]
+    fn transactional_message_value_with_block() {
+        let payload = r#"{"op":"m","ts_ms":1714558531500,"source":{"version":"0.1.0-test","connector":"postgresql","name":"pg","ts_ms":1714558531000,"snapshot":"false","db":"shop","sequence":"[\"24023128\",\"24023200\"]","ts_us":1714558531000001,"ts_ns":1714558531000001000,"schema":"","table":"","txId":772,"lsn":24023200,"xmin":null},"transaction":{"id":"772","total_order":1,"data_collection_order":1},"message":{"prefix":"foo","content":"YmFy"}}"#;
+        let block = TransactionBlock {
+            id: "772",
+            total_order: 1,
+            data_collection_order: 1,
+        };
+        assert_eq!(
+            text(message_value(
+                &opts(),
+                &message(true),
+                Some(&block),
+                1_714_558_531_500
+            )),
+            golden_message_value(payload)
+        );
+    }
+
+    const GOLDEN_TX_VALUE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"status"},{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":true,"field":"event_count"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"data_collection"},{"type":"int64","optional":false,"field":"event_count"}],"optional":true,"name":"event.collection","version":1},"optional":true,"field":"data_collections"},{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataValue","version":1}"#;
+
+    /// SchemaFactory.transactionKeySchema / transactionValueSchema; the payloads follow the
+    /// BEGIN/END example of Debezium's PostgreSQL documentation (`event_count` and
+    /// `data_collections` null on BEGIN; `s1.a` and `s2.a` one event each, as in
+    /// TransactionMetadataIT), with the id as the connector's code writes it (module docs).
+    #[test]
+    fn transaction_records() {
+        assert_eq!(
+            text(transaction_key("571")),
+            r#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey","version":1},"payload":{"id":"571"}}"#
+        );
+        assert_eq!(
+            text(transaction_begin_value("571", 1_486_500_577_125)),
+            format!(
+                r#"{{"schema":{GOLDEN_TX_VALUE_SCHEMA},"payload":{{"status":"BEGIN","id":"571","event_count":null,"data_collections":null,"ts_ms":1486500577125}}}}"#
+            )
+        );
+        assert_eq!(
+            text(transaction_end_value(
+                "571",
+                2,
+                &[("s1.a".into(), 1), ("s2.a".into(), 1)],
+                1_486_500_577_691
+            )),
+            format!(
+                r#"{{"schema":{GOLDEN_TX_VALUE_SCHEMA},"payload":{{"status":"END","id":"571","event_count":2,"data_collections":[{{"data_collection":"s1.a","event_count":1}},{{"data_collection":"s2.a","event_count":1}}],"ts_ms":1486500577691}}}}"#
+            )
+        );
+    }
+
+    /// SchemaFactory.heartbeatKeySchema / heartbeatValueSchema; values as in Debezium's
+    /// `ExtractNewDocumentStateTest.shouldPassHeartbeatMessages` (serverName, ts_ms
+    /// 1565787098802).
+    #[test]
+    fn heartbeat_records() {
+        assert_eq!(
+            text(heartbeat_key("op.with.heartbeat")),
+            r#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"serverName"}],"optional":false,"name":"io.debezium.connector.common.ServerNameKey","version":1},"payload":{"serverName":"op.with.heartbeat"}}"#
+        );
+        assert_eq!(
+            text(heartbeat_value(1_565_787_098_802)),
+            r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.Heartbeat","version":1},"payload":{"ts_ms":1565787098802}}"#
+        );
+        assert_eq!(heartbeat_topic("pg"), "__debezium-heartbeat.pg");
+        assert_eq!(message_topic("pg"), "pg.message");
+        assert_eq!(transaction_topic("pg"), "pg.transaction");
+    }
+
+    /// Kafka's `Values.convertToString` of a key struct `{pk: 2}` is `{"pk":2}`
+    /// (RecordsStreamProducerIT reads `pk` 2 from the `__debezium.newkey` header).
+    #[test]
+    fn key_payload_is_the_header_text() {
+        let key = br#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"default":0,"field":"pk"}],"optional":false,"name":"pg.public.test_table.Key"},"payload":{"pk":2}}"#;
+        assert_eq!(key_payload(key), Some(&br#"{"pk":2}"#[..]));
+        // A column named `payload` does not confuse it.
+        let key = br#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"payload"}],"optional":false,"name":"pg.public.t.Key"},"payload":{"payload":"x,\"payload\":y"}}"#;
+        assert_eq!(
+            key_payload(key),
+            Some(&br#"{"payload":"x,\"payload\":y"}"#[..])
+        );
+        assert_eq!(key_payload(b"{}"), None);
+    }
+
+    /// The envelope's `transaction` block (reference section 2: `event.block` with `id`,
+    /// `total_order`, `data_collection_order`) sits between `source` and `op`.
+    #[test]
+    fn envelope_carries_the_transaction_block() {
+        use crate::encode::json::DebeziumJson;
+        use crate::event::{ChangeEvent, Column, Op, ReplicaIdentity, TableSchema, Value};
+        use std::sync::Arc;
+        let table = Arc::new(TableSchema {
+            oid: 1,
+            schema: "s1".into(),
+            name: "a".into(),
+            columns: vec![Column {
+                name: "pk".into(),
+                type_oid: 23,
+                type_modifier: -1,
+                type_name: "int4".into(),
+                base_type_oid: 23,
+                nullable: false,
+                is_key: true,
+                default: None,
+                enum_labels: vec![],
+            }],
+            replica_identity: ReplicaIdentity::Default,
+        });
+        let ev = ChangeEvent {
+            op: Op::Create,
+            table,
+            before: None,
+            after: Some(vec![Value::Int32(1)]),
+            source: message(true).source,
+            topic: None,
+            headers: vec![],
+        };
+        let block = TransactionBlock {
+            id: "772",
+            total_order: 2,
+            data_collection_order: 1,
+        };
+        let mut enc = DebeziumJson::new(opts());
+        let with = text(
+            enc.value_in_transaction(&ev, 1_714_558_531_500_000_000, Some(&block))
+                .expect("encodes"),
+        );
+        assert!(
+            with.contains(r#""xmin":null},"transaction":{"id":"772","total_order":2,"data_collection_order":1},"op":"c","#),
+            "{with}"
+        );
+        let without = text(enc.value(&ev, 1_714_558_531_500_000_000).expect("encodes"));
+        assert!(
+            without.contains(r#""xmin":null},"transaction":null,"op":"c","#),
+            "{without}"
+        );
+    }
+}
