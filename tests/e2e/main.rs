@@ -4,10 +4,12 @@ mod support;
 
 mod cli;
 mod cookbook;
+mod cross_client;
 mod declarative;
 mod delivery;
 mod languages;
 mod plugin_cli;
 mod plugins;
+mod registry;
 mod shipped;
 mod tooling;
