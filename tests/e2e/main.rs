@@ -4,11 +4,13 @@ mod support;
 
 mod cli;
 mod cookbook;
+mod cross_client;
 mod declarative;
 mod delivery;
 mod languages;
 mod plugin_cli;
 mod plugins;
 mod record_kinds;
+mod registry;
 mod shipped;
 mod tooling;

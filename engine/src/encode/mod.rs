@@ -9,9 +9,11 @@
 //!   metadata, heartbeats), the envelope's transaction block, and primary-key-change headers.
 //! * [`json`]: Kafka's `JsonConverter` (`schemas.enable` true or false), byte for byte where
 //!   the reference fixes the bytes.
+//! * [`registry`]: the Confluent Schema Registry client the Avro encoder takes schema ids from.
 pub mod columns;
 pub mod connect;
 pub mod envelope;
 mod javanum;
 pub mod json;
 pub mod records;
+pub mod registry;

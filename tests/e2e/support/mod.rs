@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_postgres::{Client, NoTls};
 
 pub mod murmur2;
+pub mod registry;
 
 /// Where the services are, as `scripts/services env` prints them.
 pub struct Services {
@@ -535,4 +536,90 @@ pub fn relay_yaml(
         url = db.url,
         tables = tables.join(", "),
     )
+}
+
+/// How `tests/e2e/consume.py` decodes keys and values.
+#[derive(Debug, Clone)]
+pub enum WireFormat {
+    Json,
+    /// Confluent-framed Avro, writer schemas fetched from this registry URL.
+    Avro {
+        registry: String,
+    },
+}
+
+/// The Python of the cross-client consumer's venv (kafka-python, fastavro), which
+/// `scripts/bootstrap` installs; runs it once per test binary if the venv is missing.
+pub fn consumer_python() -> &'static Path {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let cache = std::env::var_os("WALRELAY_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/walrelay")
+            });
+        let python = cache.join("pyenv/bin/python");
+        let ready = |p: &Path| {
+            Command::new(p)
+                .args(["-c", "import kafka, fastavro, lz4"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ready(&python) {
+            let status = Command::new(services().repo.join("scripts/bootstrap"))
+                .status()
+                .expect("run scripts/bootstrap");
+            assert!(status.success(), "scripts/bootstrap failed");
+        }
+        assert!(
+            ready(&python),
+            "no kafka-python and fastavro in {}: run scripts/bootstrap",
+            python.display()
+        );
+        python
+    })
+}
+
+/// Reads `topics` from the beginning with `tests/e2e/consume.py`, a different Kafka client
+/// (kafka-python) and decoder (json, or fastavro with the registry) than walrelay's, until
+/// `expect` messages arrived. One JSON object per message: `topic`, `partition`, `offset`, `key`,
+/// `value` (decoded; a Kafka null stays null) and `headers` (`[[name, base64]]`). Blocking: call
+/// it from `tokio::task::block_in_place` in async tests. Panics with the script's stderr if it
+/// fails or times out.
+pub fn python_consume(
+    brokers: &str,
+    topics: &[&str],
+    format: &WireFormat,
+    expect: usize,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
+    let script = services().repo.join("tests/e2e/consume.py");
+    let mut cmd = Command::new(consumer_python());
+    cmd.arg(&script).args(["--bootstrap", brokers]);
+    for t in topics {
+        cmd.args(["--topic", t]);
+    }
+    match format {
+        WireFormat::Json => {
+            cmd.args(["--format", "json"]);
+        }
+        WireFormat::Avro { registry } => {
+            cmd.args(["--format", "avro", "--registry", registry]);
+        }
+    }
+    cmd.args(["--expect", &expect.to_string()])
+        .args(["--timeout", &timeout.as_secs_f64().to_string()]);
+    let out = cmd.output().expect("run consume.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "consume.py failed ({}): {}\nread so far:\n{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("consume.py line {l:?}: {e}")))
+        .collect()
 }
