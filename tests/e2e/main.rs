@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! walrelay's end-to-end tests: the relay binary against a real PostgreSQL and a real
 //! Kafka-protocol broker (Tansu), both started by `scripts/services` (idempotent).
 mod support;
@@ -14,3 +15,4 @@ mod record_kinds;
 mod registry;
 mod shipped;
 mod tooling;
+mod types;
