@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{relay_yaml, services, unique, Db, Record, Relay, TopicReader};
+use crate::support::{
+    python_consume, relay_yaml, services, unique, Db, Record, Relay, TopicReader, WireFormat,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -329,6 +331,38 @@ async fn golden_type_matrix_json() {
     assert_eq!(p["after"], Value::Null);
     assert_eq!(records[5].value, None, "tombstone after the delete");
     assert_eq!(records[5].key_json()["payload"], json!({"id": 2}));
+
+    // A different Kafka client (kafka-python) decodes every record to the same keys and values.
+    let theirs = tokio::task::block_in_place(|| {
+        python_consume(
+            &s.brokers,
+            &[&topic],
+            &WireFormat::Json,
+            records.len(),
+            WAIT,
+        )
+    });
+    assert_eq!(
+        theirs.len(),
+        records.len(),
+        "kafka-python read every record"
+    );
+    let by_position = |p: i64, o: i64| {
+        theirs
+            .iter()
+            .find(|l| l["partition"] == p && l["offset"] == o)
+            .unwrap_or_else(|| panic!("kafka-python has no record at {p}/{o}"))
+    };
+    for r in &records {
+        let line = by_position(i64::from(r.partition), r.offset);
+        assert_eq!(line["key"], r.key_json(), "key at offset {}", r.offset);
+        assert_eq!(
+            line["value"],
+            r.value_json().unwrap_or(Value::Null),
+            "value at offset {}",
+            r.offset
+        );
+    }
 
     let log = relay.log_text();
     assert!(
