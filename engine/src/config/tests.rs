@@ -899,3 +899,31 @@ t.yaml:14:25: logical_messages.exclude_prefixes[1]: empty: expected a message pr
         "t.yaml:11:20: logical_messages.prefixes: unknown field `prefixes`, expected one of `enabled`, `include_prefixes`, `exclude_prefixes`"
     );
 }
+
+#[test]
+fn format_section() {
+    let config = ok(BASE);
+    assert_eq!(config.format, Format::default());
+    assert!(config.format.schemas);
+    assert_eq!(
+        config.format.unknown_types,
+        crate::encode::columns::UnknownTypes::Skip
+    );
+    let config = ok(&format!(
+        "{BASE}format:\n  type: json\n  schemas: false\n  unknown_types: text\n"
+    ));
+    assert_eq!(config.format.kind, FormatKind::Json);
+    assert!(!config.format.schemas);
+    assert_eq!(
+        config.format.unknown_types,
+        crate::encode::columns::UnknownTypes::Text
+    );
+    assert_eq!(
+        err(&format!("{BASE}format:\n  unknown_types: drop\n")),
+        "t.yaml:12:18: format.unknown_types: unknown variant `drop`, expected one of `skip`, `text`, `fail`"
+    );
+    assert_eq!(
+        err(&format!("{BASE}format:\n  schema: false\n")),
+        "t.yaml:12:3: format.schema: unknown field `schema`, expected one of `type`, `schemas`, `unknown_types`"
+    );
+}
