@@ -1,0 +1,263 @@
+//! Capture under stress, against the real PostgreSQL and broker: schema changes in the middle of
+//! a stream of writes, and a replication connection killed by the server.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use walrelay::event::Lsn;
+
+use crate::support::{
+    connect, relay_yaml, services, unique, wait_until, Db, Record, Relay, TopicReader,
+};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Starts a relay on `table` and waits until its slot exists.
+async fn start(db: &Db, table: &str) -> (Relay, String, String) {
+    let s = services();
+    let slot = unique("capture");
+    let prefix = unique("capture");
+    let yaml = relay_yaml(db, &slot, &[table], &prefix, &s.brokers, "", "");
+    let relay = Relay::start(&slot, &yaml);
+    wait_until(WAIT, "the relay's slot", || async {
+        db.confirmed_flush(&slot).await
+    })
+    .await;
+    (relay, prefix, slot)
+}
+
+fn read(topic: &str, what: &str, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+    let mut reader = TopicReader::new(&services().brokers, topic);
+    tokio::task::block_in_place(|| reader.read_until(WAIT, what, done).to_vec())
+}
+
+/// The `after` member names of a change record's schema.
+fn after_fields(v: &Value) -> Vec<String> {
+    v["schema"]["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
+        .and_then(|a| a["fields"].as_array())
+        .map(|f| {
+            f.iter()
+                .map(|f| f["field"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn after_field_type(v: &Value, name: &str) -> Option<String> {
+    v["schema"]["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["field"] == "after")?["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["field"] == name)
+        .map(|f| f["type"].as_str().unwrap_or_default().to_string())
+}
+
+/// ADD COLUMN, DROP COLUMN, a type change and a rename while another session keeps inserting:
+/// every row arrives, and each event carries the schema in force at its LSN — the new column
+/// from the first row written after the DDL committed, never before, never a value under the
+/// wrong column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_mid_stream_under_load() {
+    let db = Db::create("schemachange").await;
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text DEFAULT 'x', gone int DEFAULT 1, num int DEFAULT 5);",
+    )
+    .await;
+    let (mut relay, prefix, _slot) = start(&db, "public.t").await;
+    let topic = format!("{prefix}.public.t");
+
+    // The writer: 60 transactions of 100 rows, each row naming only its id.
+    let writer_db = connect(&db.url).await;
+    const TXS: i32 = 60;
+    const ROWS: i32 = 100;
+    let writer = tokio::spawn(async move {
+        for tx in 0..TXS {
+            let first = tx * ROWS + 1;
+            writer_db
+                // Paced, so the DDL lands between the writer's transactions.
+                .batch_execute(&format!(
+                    "INSERT INTO t (id) SELECT g FROM generate_series({first}, {}) g; SELECT pg_sleep(0.02)",
+                    first + ROWS - 1
+                ))
+                .await
+                .expect("insert");
+        }
+    });
+
+    // The DDL, spread over the writer's run. Each one's position is the WAL insert position
+    // taken inside its transaction, which holds the table's exclusive lock: every row written
+    // before it is below, every row written after its commit above.
+    let ddl = [
+        ("add", "ALTER TABLE t ADD COLUMN extra int DEFAULT 7"),
+        ("drop", "ALTER TABLE t DROP COLUMN gone"),
+        ("type", "ALTER TABLE t ALTER COLUMN num TYPE bigint"),
+        ("rename", "ALTER TABLE t RENAME COLUMN v TO v2"),
+    ];
+    let mut at: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, (name, sql)) in ddl.iter().enumerate() {
+        // Let the writer get ahead between changes.
+        let target = (i as i64 + 1) * 1200;
+        wait_until(WAIT, "rows written before the next change", || async {
+            let n: i64 = db
+                .client
+                .query_one("SELECT count(*) FROM t", &[])
+                .await
+                .ok()?
+                .get(0);
+            (n >= target).then_some(())
+        })
+        .await;
+        db.exec(&format!("BEGIN; {sql}")).await;
+        let lsn: String = db
+            .client
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .expect("lsn")
+            .get(0);
+        db.exec("COMMIT").await;
+        at.insert(name, Lsn::parse(&lsn).expect("lsn").0);
+    }
+    writer.await.expect("writer");
+    let total = (TXS * ROWS) as usize;
+
+    let records = read(&topic, "every inserted row", |r| r.len() >= total);
+    relay.assert_running();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &records {
+        let v = r.value_json().expect("no deletes here");
+        let p = &v["payload"];
+        assert_eq!(p["op"], "c");
+        let lsn = p["source"]["lsn"].as_u64().expect("lsn");
+        let id = p["after"]["id"].as_i64().expect("id");
+        seen.insert(id);
+        let mut fields = after_fields(&v);
+        fields.sort();
+        let after = &p["after"];
+        // Payload members are exactly the schema's (serde_json's map is sorted).
+        let members: Vec<String> = after.as_object().expect("after").keys().cloned().collect();
+        assert_eq!(members, fields, "row {id}: payload and schema disagree");
+        let past = |name: &str| lsn > at[name];
+        let ctx = format!("row {id} at LSN {lsn} (DDL at {at:?})");
+        // ADD COLUMN: the column and its default from the first row after it.
+        if past("add") {
+            assert_eq!(after["extra"], 7, "{ctx}: extra");
+        } else {
+            assert!(
+                after.get("extra").is_none(),
+                "{ctx}: extra before it existed"
+            );
+        }
+        if past("drop") {
+            assert!(after.get("gone").is_none(), "{ctx}: gone after the drop");
+        } else {
+            assert_eq!(after["gone"], 1, "{ctx}: gone");
+        }
+        assert_eq!(after["num"], 5, "{ctx}: num");
+        let num_type = after_field_type(&v, "num");
+        assert_eq!(
+            num_type.as_deref(),
+            Some(if past("type") { "int64" } else { "int32" }),
+            "{ctx}: num's type"
+        );
+        if past("rename") {
+            assert_eq!(after["v2"], "x", "{ctx}: v2");
+            assert!(after.get("v").is_none(), "{ctx}: v after the rename");
+        } else {
+            assert_eq!(after["v"], "x", "{ctx}: v");
+        }
+    }
+    assert_eq!(seen.len(), total, "every row arrived");
+    // Rows landed on both sides of every change.
+    for (name, lsn) in &at {
+        let lsns = records
+            .iter()
+            .map(|r| r.payload()["source"]["lsn"].as_u64().unwrap_or(0));
+        assert!(
+            lsns.clone().any(|l| l < *lsn) && lsns.clone().any(|l| l > *lsn),
+            "rows on both sides of {name}"
+        );
+    }
+    relay.stop();
+}
+
+/// The server kills the walsender in the middle of a stream: the relay reconnects from the
+/// confirmed position and every row arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replication_connection_is_resumed() {
+    let db = Db::create("killconn").await;
+    db.exec("CREATE TABLE k (id int PRIMARY KEY, v text NOT NULL);")
+        .await;
+    let (mut relay, prefix, slot) = start(&db, "public.k").await;
+    let topic = format!("{prefix}.public.k");
+
+    const TXS: i32 = 40;
+    const ROWS: i32 = 250;
+    let mut kills = 0;
+    for tx in 0..TXS {
+        let first = tx * ROWS + 1;
+        db.exec(&format!(
+            "INSERT INTO k SELECT g, 'row ' || g FROM generate_series({first}, {}) g",
+            first + ROWS - 1
+        ))
+        .await;
+        if tx % 10 == 5 {
+            // Terminate the walsender that holds the slot.
+            let pid = wait_until(WAIT, "an active walsender", || async {
+                db.client
+                    .query_one(
+                        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await
+                    .ok()?
+                    .get::<_, Option<i32>>(0)
+            })
+            .await;
+            db.exec(&format!("SELECT pg_terminate_backend({pid})"))
+                .await;
+            kills += 1;
+        }
+    }
+    assert_eq!(kills, 4);
+    let total = (TXS * ROWS) as usize;
+    let records = read(&topic, "every row, across reconnections", |r| {
+        let ids: std::collections::BTreeSet<i64> = r
+            .iter()
+            .filter_map(|r| r.value_json())
+            .filter_map(|v| v["payload"]["after"]["id"].as_i64())
+            .collect();
+        ids.len() >= total
+    });
+    relay.assert_running();
+    let mut by_id = BTreeMap::new();
+    for r in &records {
+        let p = r.payload();
+        let id = p["after"]["id"].as_i64().expect("id");
+        by_id.insert(id, p["after"]["v"].as_str().expect("v").to_string());
+    }
+    assert_eq!(by_id.len(), total);
+    for (id, v) in &by_id {
+        assert_eq!(v, &format!("row {id}"));
+    }
+    let log = relay.log_text();
+    assert!(
+        log.contains("retry") || log.contains("reconnect"),
+        "the relay logged its reconnection: {log}"
+    );
+    // The slot is confirmed past the last row's change.
+    let last = records
+        .iter()
+        .filter_map(|r| r.payload()["source"]["lsn"].as_u64())
+        .max()
+        .expect("lsns");
+    wait_until(WAIT, "the slot confirmed past the last row", || async {
+        let c = Lsn::parse(&db.confirmed_flush(&slot).await?)?;
+        (c.0 > last).then_some(())
+    })
+    .await;
+    relay.stop();
+}
