@@ -572,6 +572,9 @@ impl RelaySettings {
                 snapshot: match pg.snapshot {
                     Cfg::Initial => SnapshotMode::Initial,
                     Cfg::Never => SnapshotMode::Never,
+                    Cfg::InitialOnly => SnapshotMode::InitialOnly,
+                    Cfg::WhenNeeded => SnapshotMode::WhenNeeded,
+                    Cfg::Always => SnapshotMode::Always,
                 },
                 status_interval: Duration::from_millis(pg.status_interval_ms),
                 truncate_events: cfg.truncate_events,

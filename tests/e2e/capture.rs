@@ -26,6 +26,17 @@ async fn start(db: &Db, table: &str) -> (Relay, String, String) {
     (relay, prefix, slot)
 }
 
+/// How many records `topic` holds, read once at least one is there and until the broker has
+/// nothing more (its writer has exited).
+fn records_on(topic: &str) -> usize {
+    let mut reader = TopicReader::new(&services().brokers, topic);
+    tokio::task::block_in_place(|| {
+        reader.read_until(WAIT, "records", |r| !r.is_empty());
+        while !reader.read_more(Duration::from_secs(1)).is_empty() {}
+    });
+    reader.records.len()
+}
+
 fn read(topic: &str, what: &str, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
     let mut reader = TopicReader::new(&services().brokers, topic);
     tokio::task::block_in_place(|| reader.read_until(WAIT, what, done).to_vec())
@@ -259,5 +270,81 @@ async fn killed_replication_connection_is_resumed() {
         (c.0 > last).then_some(())
     })
     .await;
+    relay.stop();
+}
+
+/// `snapshot: initial_only` reads the tables, exits once the broker has them, leaves no slot
+/// behind, and does nothing when started again. `snapshot: always` reads them at every start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_modes_initial_only_and_always() {
+    let s = services();
+    let db = Db::create("snapmodes").await;
+    db.exec(
+        "CREATE TABLE m (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 300) g;",
+    )
+    .await;
+    let ids = |records: &[Record]| -> Vec<i64> {
+        records
+            .iter()
+            .map(|r| {
+                let p = r.payload();
+                assert_eq!(p["op"], "r", "snapshot reads only");
+                assert_eq!(p["after"]["v"], format!("v{}", p["after"]["id"]));
+                p["after"]["id"].as_i64().expect("id")
+            })
+            .collect()
+    };
+
+    // initial_only
+    let slot = unique("snapmodes");
+    let prefix = unique("snapmodes");
+    let yaml = relay_yaml(&db, &slot, &["public.m"], &prefix, &s.brokers, "", "")
+        .replace("snapshot: initial", "snapshot: initial_only");
+    let mut relay = Relay::start(&slot, &yaml);
+    let status = tokio::task::block_in_place(|| relay.wait_exit(WAIT));
+    assert!(
+        status.success(),
+        "initial_only exits 0: {}",
+        relay.log_text()
+    );
+    let topic = format!("{prefix}.public.m");
+    let records = read(&topic, "the snapshot", |r| r.len() >= 300);
+    let mut got = ids(&records);
+    got.sort();
+    assert_eq!(got, (1..=300).collect::<Vec<_>>());
+    assert_eq!(db.confirmed_flush(&slot).await, None, "no slot left behind");
+    // Started again: nothing to do, nothing written.
+    relay.restart();
+    let status = tokio::task::block_in_place(|| relay.wait_exit(WAIT));
+    assert!(status.success());
+    assert!(relay.log_text().contains("nothing to do"));
+    // The relay exited, so anything it wrote is on the broker already.
+    assert_eq!(records_on(&topic), 300, "no second snapshot");
+    assert_eq!(db.confirmed_flush(&slot).await, None);
+
+    // always: a second start reads the table again, then streams.
+    let slot = unique("snapmodes");
+    let prefix = unique("snapmodes");
+    let yaml = relay_yaml(&db, &slot, &["public.m"], &prefix, &s.brokers, "", "")
+        .replace("snapshot: initial", "snapshot: always");
+    let mut relay = Relay::start(&slot, &yaml);
+    let topic = format!("{prefix}.public.m");
+    read(&topic, "the first snapshot", |r| r.len() >= 300);
+    assert!(relay.stop().success());
+    relay.restart();
+    let records = read(&topic, "the second snapshot", |r| r.len() >= 600);
+    let got = ids(&records[..600]);
+    for id in 1..=300 {
+        assert_eq!(
+            got.iter().filter(|&&g| g == id).count(),
+            2,
+            "id {id} read twice"
+        );
+    }
+    db.exec("INSERT INTO m VALUES (301, 'v301')").await;
+    let records = read(&topic, "the streamed insert", |r| r.len() >= 601);
+    assert_eq!(records[600].payload()["op"], "c");
+    assert_eq!(records[600].payload()["after"]["id"], 301);
     relay.stop();
 }

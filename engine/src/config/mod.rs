@@ -285,13 +285,19 @@ impl<'de> Deserialize<'de> for TableName {
 
 /// `source.postgres.snapshot`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum SnapshotMode {
     /// Read the tables once (events with op `r`) before streaming changes.
     #[default]
     Initial,
     /// Only stream changes made after the slot was created.
     Never,
+    /// Read the tables once, then exit without streaming.
+    InitialOnly,
+    /// As `initial`, and read the tables again when the slot was invalidated.
+    WhenNeeded,
+    /// Read the tables at every start, then stream.
+    Always,
 }
 
 /// `sink:`: where the events go.

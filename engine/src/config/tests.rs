@@ -268,8 +268,18 @@ fn bad_enum_values() {
     let text = BASE.replace("    tables:", "    snapshot: sometimes\n    tables:");
     assert_eq!(
         err(&text),
-        "t.yaml:6:15: source.postgres.snapshot: unknown variant `sometimes`, expected `initial` or `never`"
+        "t.yaml:6:15: source.postgres.snapshot: unknown variant `sometimes`, expected one of `initial`, `never`, `initial_only`, `when_needed`, `always`"
     );
+    for (text, mode) in [
+        ("initial_only", SnapshotMode::InitialOnly),
+        ("when_needed", SnapshotMode::WhenNeeded),
+        ("always", SnapshotMode::Always),
+        ("never", SnapshotMode::Never),
+    ] {
+        let config =
+            ok(&BASE.replace("    tables:", &format!("    snapshot: {text}\n    tables:")));
+        assert_eq!(config.source.postgres.snapshot, mode);
+    }
     let text = format!("{BASE}    topics: {{cleanup_policy: compacted}}\n");
     assert_eq!(
         err(&text),

@@ -58,13 +58,28 @@ use crate::state::{SnapshotState, StateError, StateStore};
 /// How many items capture gathers before handing a batch to the chain.
 pub const BATCH_SIZE: usize = 512;
 
-/// What to do when the slot is new.
+/// When the tables are read (op `r`) from the slot's exported snapshot. The snapshot is always
+/// the one a new slot exports, so it is consistent with the stream: nothing read twice, nothing
+/// missed. Its completion is recorded per slot in the state directory once the broker
+/// acknowledged every row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotMode {
-    /// Read every table from the slot's exported snapshot, then stream.
+    /// When this slot has no completed snapshot (a new slot, or one whose snapshot was
+    /// interrupted: dropped and taken again), then stream. A slot that disappeared after its
+    /// snapshot (changes lost) is re-created and snapshotted, with a warning.
     Initial,
     /// Stream only: changes from the slot's creation on.
     Never,
+    /// The snapshot, and no streaming: the slot is temporary (the server drops it when the
+    /// relay's connection ends, so no WAL is retained), and the relay exits once the broker
+    /// acknowledged every row. Started again after completion, it does nothing.
+    InitialOnly,
+    /// As `Initial`, and also when the slot can no longer stream: a slot PostgreSQL
+    /// invalidated (its WAL removed) is dropped and the tables read again, where `Initial`
+    /// stops with an error.
+    WhenNeeded,
+    /// At every start: the slot is dropped and created again, the tables read, then stream.
+    Always,
 }
 
 /// Everything capture needs, resolved from the configuration.
@@ -183,6 +198,8 @@ enum Plan {
     NewSlot { snapshot: bool },
     /// Resume streaming from the slot's confirmed position.
     Resume,
+    /// Nothing to do (`initial_only` after its snapshot).
+    Finished,
 }
 
 /// Capture, connected and checked, ready to run.
@@ -232,32 +249,60 @@ impl Capture {
 
         let slot = catalog::slot_info(&client, &settings.slot).await?;
         let recorded = state.load(&settings.slot)?;
-        let snapshot_wanted = settings.snapshot == SnapshotMode::Initial;
+        let done = recorded
+            .as_ref()
+            .is_some_and(|s| s.snapshot == SnapshotState::Done);
+        let mode = settings.snapshot;
+        let name = &settings.slot;
         let plan = match slot {
+            None if mode == SnapshotMode::Never => Plan::NewSlot { snapshot: false },
+            None if mode == SnapshotMode::InitialOnly && done => {
+                tracing::info!(slot = %name, "snapshot: initial_only and the snapshot was taken: nothing to do");
+                Plan::Finished
+            }
             None => {
-                if recorded
-                    .as_ref()
-                    .is_some_and(|s| s.snapshot == SnapshotState::Done)
-                    && snapshot_wanted
-                {
-                    tracing::warn!(slot = %settings.slot, "the replication slot is gone although its snapshot had completed: changes since were lost by PostgreSQL, so walrelay takes a new snapshot");
+                if done && mode != SnapshotMode::Always {
+                    tracing::warn!(slot = %name, "the replication slot is gone although its snapshot had completed: changes since were lost by PostgreSQL, so walrelay takes a new snapshot");
                 }
-                Plan::NewSlot {
-                    snapshot: snapshot_wanted,
-                }
+                Plan::NewSlot { snapshot: true }
             }
             Some(info) => {
-                catalog::check_slot(&settings.slot, &info, &database)?;
-                let done = recorded
-                    .as_ref()
-                    .is_some_and(|s| s.snapshot == SnapshotState::Done);
-                if snapshot_wanted && !done {
-                    tracing::warn!(slot = %settings.slot, "the initial snapshot of this slot did not complete: dropping the slot and taking the snapshot again");
-                    catalog::drop_slot(&client, &settings.slot).await?;
-                    Plan::NewSlot { snapshot: true }
-                } else {
-                    tracing::info!(slot = %settings.slot, confirmed_flush = %info.confirmed_flush.unwrap_or_default(), "resuming from the replication slot");
-                    Plan::Resume
+                let checked = catalog::check_slot(name, &info, &database);
+                match (mode, checked) {
+                    (
+                        SnapshotMode::WhenNeeded | SnapshotMode::Always,
+                        Err(CatalogError::SlotInvalidated { status, .. }),
+                    ) => {
+                        tracing::warn!(slot = %name, %status, "the replication slot was invalidated: dropping it and taking a new snapshot");
+                        catalog::drop_slot(&client, name).await?;
+                        Plan::NewSlot { snapshot: true }
+                    }
+                    (_, Err(e)) => return Err(e.into()),
+                    (SnapshotMode::Always, Ok(())) => {
+                        tracing::info!(slot = %name, "snapshot: always: dropping the slot and taking a new snapshot");
+                        catalog::drop_slot(&client, name).await?;
+                        Plan::NewSlot { snapshot: true }
+                    }
+                    (SnapshotMode::InitialOnly, Ok(())) => {
+                        // A slot left from another mode: initial_only never streams, so it
+                        // would only hold WAL back.
+                        catalog::drop_slot(&client, name).await?;
+                        if done {
+                            tracing::info!(slot = %name, "snapshot: initial_only and the snapshot was taken: dropped the leftover slot, nothing to do");
+                            Plan::Finished
+                        } else {
+                            Plan::NewSlot { snapshot: true }
+                        }
+                    }
+                    (SnapshotMode::Initial | SnapshotMode::WhenNeeded, Ok(())) if !done => {
+                        tracing::warn!(slot = %name, "the initial snapshot of this slot did not complete: dropping the slot and taking the snapshot again");
+                        catalog::drop_slot(&client, name).await?;
+                        Plan::NewSlot { snapshot: true }
+                    }
+                    (_, Ok(())) => {
+                        tracing::info!(slot = %name, confirmed_flush = %info.confirmed_flush.unwrap_or_default(), "resuming from the replication slot");
+                        Plan::Resume
+                    }
                 }
             }
         };
@@ -294,11 +339,18 @@ impl Capture {
             plan,
             server_version,
         } = self;
+        if plan == Plan::Finished {
+            return Ok(());
+        }
+        let only = settings.snapshot == SnapshotMode::InitialOnly;
         let mut repl = ReplicationConnection::connect(&settings.pg).await?;
         let start = match plan {
+            Plan::Finished => unreachable!("returned above"),
             Plan::Resume => Lsn::ZERO, // the server starts from the slot's confirmed_flush_lsn
             Plan::NewSlot { snapshot } => {
-                let created = repl.create_slot_exporting_snapshot(&settings.slot).await?;
+                let created = repl
+                    .create_slot_exporting_snapshot(&settings.slot, only)
+                    .await?;
                 tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
                 if snapshot {
                     state.snapshot_started(&settings.slot, created.consistent_point)?;
@@ -330,6 +382,12 @@ impl Capture {
                         })],
                     )
                     .await?;
+                    if only {
+                        // The relay exits once every row is acknowledged; the temporary slot
+                        // goes with this connection.
+                        tracing::info!("snapshot: initial_only: not streaming");
+                        return Ok(());
+                    }
                 } else {
                     state.snapshot_done(&settings.slot, created.consistent_point)?;
                 }

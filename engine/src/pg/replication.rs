@@ -302,12 +302,18 @@ impl ReplicationConnection {
         }
     }
 
-    /// `CREATE_REPLICATION_SLOT <slot> LOGICAL pgoutput EXPORT_SNAPSHOT`. The slot name must have
-    /// been validated as `[a-z0-9_]+` (configuration does).
-    pub async fn create_slot_exporting_snapshot(&mut self, slot: &str) -> Result<CreatedSlot> {
+    /// `CREATE_REPLICATION_SLOT <slot> [TEMPORARY] LOGICAL pgoutput EXPORT_SNAPSHOT`. A
+    /// temporary slot is dropped by the server when this connection ends. The slot name must
+    /// have been validated as `[a-z0-9_]+` (configuration does).
+    pub async fn create_slot_exporting_snapshot(
+        &mut self,
+        slot: &str,
+        temporary: bool,
+    ) -> Result<CreatedSlot> {
+        let temporary = if temporary { " TEMPORARY" } else { "" };
         let r = self
             .simple_query(&format!(
-                "CREATE_REPLICATION_SLOT \"{slot}\" LOGICAL pgoutput EXPORT_SNAPSHOT"
+                "CREATE_REPLICATION_SLOT \"{slot}\"{temporary} LOGICAL pgoutput EXPORT_SNAPSHOT"
             ))
             .await?;
         let consistent_point = r
