@@ -2,6 +2,7 @@
 //! Kafka-protocol broker (Tansu), both started by `scripts/services` (idempotent).
 mod support;
 
+mod avro;
 mod cli;
 mod cookbook;
 mod cross_client;
