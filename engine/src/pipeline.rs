@@ -1,7 +1,7 @@
 //! The pipeline: capture → plugin chain → encoder → Kafka, and the confirmation of positions.
 //!
 //! ```text
-//!  capture task ──batches of Item──▶ deliver task: chain → Debezium JSON → producer
+//!  capture task ──batches of Item──▶ deliver task: chain → JSON or Avro → producer
 //!       ▲                                   │ deliveries, in queue order
 //!       └──── confirmed LSN (watch) ◀───────┘ a Checkpoint pops only after all records before it
 //! ```
