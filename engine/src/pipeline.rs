@@ -1,7 +1,7 @@
 //! The pipeline: capture → plugin chain → encoder → Kafka, and the confirmation of positions.
 //!
 //! ```text
-//!  capture task ──batches of Item──▶ deliver task: chain → Debezium JSON → producer
+//!  capture task ──batches of Item──▶ deliver task: chain → JSON or Avro → producer
 //!       ▲                                   │ deliveries, in queue order
 //!       └──── confirmed LSN (watch) ◀───────┘ a Checkpoint pops only after all records before it
 //! ```
@@ -21,8 +21,11 @@ use anyhow::Context as _;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
+use crate::encode::avro::{AvroEncoder, AvroError, AvroOptions};
+use crate::encode::connect::{Datum, Schema};
 use crate::encode::json::{DebeziumJson, JsonOptions, RecordOptions};
 use crate::encode::records::{self, TransactionBlock};
+use crate::encode::registry::{RegistryAuth, RegistrySettings, SchemaRegistry};
 use crate::event::{ChangeEvent, Header, LogicalMessage, Lsn, Op, Output, SnapshotMarker};
 use crate::pg::capture::{Capture, SourceSettings};
 use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
@@ -120,6 +123,15 @@ impl From<crate::pg::capture::CaptureError> for RunError {
     }
 }
 
+impl From<AvroError> for RunError {
+    fn from(e: AvroError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            error: e.into(),
+        }
+    }
+}
+
 impl From<SinkError> for RunError {
     fn from(e: SinkError) -> Self {
         Self {
@@ -166,15 +178,46 @@ pub async fn run_once(
 ) -> Result<(), RunError> {
     let state = StateStore::new(&settings.state_dir);
     let capture = Capture::prepare(settings.source.clone(), state.clone()).await?;
+    let record = RecordOptions {
+        topic_prefix: settings.topic_prefix.clone(),
+        database: capture.database().to_string(),
+        connector_version: env!("CARGO_PKG_VERSION").to_string(),
+        unknown_types: settings.format.unknown_types,
+    };
     let encoder = DebeziumJson::new(JsonOptions {
-        record: RecordOptions {
-            topic_prefix: settings.topic_prefix.clone(),
-            database: capture.database().to_string(),
-            connector_version: env!("CARGO_PKG_VERSION").to_string(),
-            unknown_types: settings.format.unknown_types,
-        },
+        record: record.clone(),
         schemas: settings.format.schemas,
     });
+    let avro = match (&settings.format.kind, &settings.format.avro) {
+        (crate::config::FormatKind::Avro, Some(cfg)) => {
+            let reg = &cfg.schema_registry;
+            let mut rs = RegistrySettings::new(reg.urls.clone());
+            rs.auto_register = reg.auto_register;
+            rs.auth = match (&reg.basic_auth, &reg.bearer_token) {
+                (Some(b), _) => RegistryAuth::Basic {
+                    username: b.username.clone(),
+                    password: b.password.0.clone(),
+                },
+                (None, Some(t)) => RegistryAuth::Bearer { token: t.0.clone() },
+                (None, None) => RegistryAuth::None,
+            };
+            let registry = SchemaRegistry::new(rs)
+                .map_err(|e| RunError::fatal(anyhow::Error::from(e).context("format.avro")))?;
+            Some(AvroEncoder::new(
+                AvroOptions {
+                    record,
+                    sanitize_names: cfg.sanitize_names,
+                },
+                std::sync::Arc::new(registry),
+            ))
+        }
+        (crate::config::FormatKind::Avro, None) => {
+            return Err(RunError::fatal(anyhow::anyhow!(
+                "format.type avro needs format.avro.schema_registry"
+            )))
+        }
+        _ => None,
+    };
     let chain: Box<dyn Stage> = if settings.plugins.is_empty() {
         Box::new(PassThrough)
     } else {
@@ -195,6 +238,7 @@ pub async fn run_once(
     let mut deliver = Deliver {
         sink,
         encoder,
+        avro,
         chain,
         prefix: settings.topic_prefix.clone(),
         tombstones: settings.tombstones_on_delete,
@@ -246,6 +290,8 @@ impl Future for Pending {
 struct Deliver {
     sink: KafkaSink,
     encoder: DebeziumJson,
+    /// With `format.type: avro`, the encoder of every record (`encoder` is then unused).
+    avro: Option<AvroEncoder>,
     chain: Box<dyn Stage>,
     prefix: String,
     tombstones: bool,
@@ -377,8 +423,27 @@ impl Deliver {
         };
         let topic = records::transaction_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
-        let key = records::transaction_key(&meta.id);
-        let value = records::transaction_begin_value(&meta.id, b.commit_ts_us.div_euclid(1000));
+        let ts_ms = b.commit_ts_us.div_euclid(1000);
+        let (key, value) = match self.avro.as_mut() {
+            Some(avro) => {
+                avro.record(
+                    &topic,
+                    (
+                        &records::connect::transaction_key_schema(),
+                        &records::connect::transaction_key(&meta.id),
+                    ),
+                    (
+                        &records::connect::transaction_value_schema(),
+                        &records::connect::transaction_value("BEGIN", &meta.id, None, ts_ms),
+                    ),
+                )
+                .await?
+            }
+            None => (
+                records::transaction_key(&meta.id),
+                records::transaction_begin_value(&meta.id, ts_ms),
+            ),
+        };
         self.tx = Some(meta);
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
@@ -396,13 +461,32 @@ impl Deliver {
             return Ok(());
         }
         let topic = records::transaction_topic(&self.prefix);
-        let key = records::transaction_key(&meta.id);
-        let value = records::transaction_end_value(
-            &meta.id,
-            meta.total,
-            &meta.collections,
-            b.commit_ts_us.div_euclid(1000),
-        );
+        let ts_ms = b.commit_ts_us.div_euclid(1000);
+        let (key, value) = match self.avro.as_mut() {
+            Some(avro) => {
+                avro.record(
+                    &topic,
+                    (
+                        &records::connect::transaction_key_schema(),
+                        &records::connect::transaction_key(&meta.id),
+                    ),
+                    (
+                        &records::connect::transaction_value_schema(),
+                        &records::connect::transaction_value(
+                            "END",
+                            &meta.id,
+                            Some((meta.total, &meta.collections)),
+                            ts_ms,
+                        ),
+                    ),
+                )
+                .await?
+            }
+            None => (
+                records::transaction_key(&meta.id),
+                records::transaction_end_value(&meta.id, meta.total, &meta.collections, ts_ms),
+            ),
+        };
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 
@@ -420,21 +504,54 @@ impl Deliver {
         });
         let topic = records::message_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
-        let key = records::message_key(&m.prefix);
-        let value = records::message_value(
-            self.encoder.options(),
-            m,
-            block.as_ref(),
-            now_ns().div_euclid(1_000_000),
-        );
+        let now_ms = now_ns().div_euclid(1_000_000);
+        let (key, value) = match self.avro.as_mut() {
+            Some(avro) => {
+                let record = avro.options().record.clone();
+                let key_schema: Schema = records::connect::message_key_schema();
+                let key: Datum<'_> = records::connect::message_key(&m.prefix);
+                avro.record(
+                    &topic,
+                    (&key_schema, &key),
+                    (
+                        &records::connect::message_value_schema(),
+                        &records::connect::message_value(&record, m, block.as_ref(), now_ms),
+                    ),
+                )
+                .await?
+            }
+            None => (
+                records::message_key(&m.prefix),
+                records::message_value(self.encoder.options(), m, block.as_ref(), now_ms),
+            ),
+        };
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 
     async fn on_heartbeat(&mut self) -> Result<(), RunError> {
         let topic = records::heartbeat_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
-        let key = records::heartbeat_key(&self.prefix);
-        let value = records::heartbeat_value(now_ns().div_euclid(1_000_000));
+        let ts_ms = now_ns().div_euclid(1_000_000);
+        let (key, value) = match self.avro.as_mut() {
+            Some(avro) => {
+                avro.record(
+                    &topic,
+                    (
+                        &records::connect::heartbeat_key_schema(),
+                        &records::connect::heartbeat_key(&self.prefix),
+                    ),
+                    (
+                        &records::connect::heartbeat_value_schema(),
+                        &records::connect::heartbeat_value(ts_ms),
+                    ),
+                )
+                .await?
+            }
+            None => (
+                records::heartbeat_key(&self.prefix),
+                records::heartbeat_value(ts_ms),
+            ),
+        };
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 
@@ -456,7 +573,13 @@ impl Deliver {
                         None => format!("{}.{}.{}", self.prefix, ev.table.schema, ev.table.name),
                     };
                     self.sink.ensure_topic(&topic).await?;
-                    let key = self.encoder.key(ev).map_err(RunError::fatal)?;
+                    let key = match self.avro.as_mut() {
+                        Some(avro) => avro
+                            .key(&topic, ev)
+                            .await
+                            .map_err(|e| avro_error(e, ev, "key"))?,
+                        None => self.encoder.key(ev).map_err(RunError::fatal)?,
+                    };
                     // Snapshot rows carry no transaction block (as in Debezium, whose snapshot
                     // receiver does not go through the transaction monitor).
                     let order = if ev.source.snapshot == SnapshotMarker::False {
@@ -474,18 +597,24 @@ impl Deliver {
                             total_order,
                             data_collection_order,
                         });
-                    let value = self
-                        .encoder
-                        .value_in_transaction(ev, now_ns, block.as_ref())
-                        .with_context(|| {
-                            format!(
-                                "encoding the {} event of {} at LSN {}",
-                                ev.op.code(),
-                                ev.table.qualified_name(),
-                                ev.source.lsn
-                            )
-                        })
-                        .map_err(RunError::fatal)?;
+                    let value = match self.avro.as_mut() {
+                        Some(avro) => avro
+                            .value(&topic, ev, now_ns, block.as_ref())
+                            .await
+                            .map_err(|e| avro_error(e, ev, "value"))?,
+                        None => self
+                            .encoder
+                            .value_in_transaction(ev, now_ns, block.as_ref())
+                            .with_context(|| {
+                                format!(
+                                    "encoding the {} event of {} at LSN {}",
+                                    ev.op.code(),
+                                    ev.table.qualified_name(),
+                                    ev.source.lsn
+                                )
+                            })
+                            .map_err(RunError::fatal)?,
+                    };
                     self.produce(&topic, key.as_deref(), Some(&value), &ev.headers)
                         .await?;
                     if ev.op == Op::Delete && self.tombstones {
@@ -523,6 +652,20 @@ impl Deliver {
                 },
             }
         }
+    }
+}
+
+/// An Avro failure of a change event, classified, with the event named.
+fn avro_error(e: AvroError, ev: &ChangeEvent, what: &str) -> RunError {
+    let transient = e.is_transient();
+    RunError {
+        transient,
+        error: anyhow::Error::from(e).context(format!(
+            "encoding the {what} of the {} event of {} at LSN {} as Avro",
+            ev.op.code(),
+            ev.table.qualified_name(),
+            ev.source.lsn
+        )),
     }
 }
 

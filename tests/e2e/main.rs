@@ -3,6 +3,7 @@
 //! Kafka-protocol broker (Tansu), both started by `scripts/services` (idempotent).
 mod support;
 
+mod avro;
 mod capture;
 mod cli;
 mod cookbook;

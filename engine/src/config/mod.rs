@@ -113,6 +113,9 @@ pub struct Format {
     /// default `skip`.
     #[serde(default)]
     pub unknown_types: crate::encode::columns::UnknownTypes,
+    /// `format.avro:`: the Avro settings; required with `type: avro`, refused otherwise.
+    #[serde(default)]
+    pub avro: Option<AvroFormat>,
 }
 
 impl Default for Format {
@@ -121,7 +124,57 @@ impl Default for Format {
             kind: FormatKind::Json,
             schemas: true,
             unknown_types: Default::default(),
+            avro: None,
         }
+    }
+}
+
+/// `format.avro:`: Confluent's Avro with schemas in a Schema Registry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvroFormat {
+    pub schema_registry: SchemaRegistryConfig,
+    /// Replace characters that Avro names do not allow (`-`, `$`, a leading digit, …) by `_` in
+    /// record names, namespaces and field names (Confluent's
+    /// `schema.name.adjustment.mode=avro`). Optional, default `false`: such a name is an error.
+    #[serde(default)]
+    pub sanitize_names: bool,
+}
+
+/// `format.avro.schema_registry:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URLs of the registry, tried in turn. Required.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// HTTP basic authentication. Optional; not together with `bearer_token`.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// A bearer token. Optional; not together with `basic_auth`.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Register new schemas (`true`, the default) or only look them up.
+    #[serde(default = "default_true")]
+    pub auto_register: bool,
+}
+
+/// `basic_auth: {username, password}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// A string kept out of `Debug` output (passwords, tokens).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -161,6 +214,8 @@ impl Default for LogicalMessages {
 pub enum FormatKind {
     #[default]
     Json,
+    /// Confluent's Avro wire format (`format.avro`).
+    Avro,
 }
 
 /// `plugin_policy:`: the vetting of plugin components, checked on the

@@ -934,6 +934,59 @@ fn format_section() {
     );
     assert_eq!(
         err(&format!("{BASE}format:\n  schema: false\n")),
-        "t.yaml:12:3: format.schema: unknown field `schema`, expected one of `type`, `schemas`, `unknown_types`"
+        "t.yaml:12:3: format.schema: unknown field `schema`, expected one of `type`, `schemas`, `unknown_types`, `avro`"
+    );
+}
+
+#[test]
+fn avro_format() {
+    let text = format!(
+        "{BASE}format:\n  type: avro\n  avro:\n    schema_registry:\n      urls: [http://reg:8081]\n      basic_auth:\n        username: relay\n        password: ${{REG_PASSWORD}}\n    sanitize_names: true\n"
+    );
+    let env = |name: &str| (name == "REG_PASSWORD").then(|| "s3cret".to_string());
+    let config = match parse_text(&text, &env) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(config.format.kind, FormatKind::Avro);
+    let avro = config.format.avro.as_ref().expect("avro");
+    assert_eq!(
+        avro.schema_registry.urls,
+        vec!["http://reg:8081".to_string()]
+    );
+    assert!(avro.schema_registry.auto_register);
+    assert!(avro.sanitize_names);
+    let auth = avro.schema_registry.basic_auth.as_ref().expect("auth");
+    assert_eq!(auth.password.0, "s3cret");
+    assert!(!format!("{config:?}").contains("s3cret"));
+}
+
+#[test]
+fn avro_format_problems() {
+    // Line 12 `type: avro` without format.avro.
+    let e = err(&format!("{BASE}format:\n  type: avro\n"));
+    assert!(
+        e.contains("t.yaml:12:") && e.contains("format.avro.schema_registry.urls"),
+        "{e}"
+    );
+    // Lines 12-16: `schemas: false` and an empty URL list with avro; both reported.
+    let e = err(&format!(
+        "{BASE}format:\n  type: avro\n  schemas: false\n  avro:\n    schema_registry:\n      urls: []\n"
+    ));
+    assert!(
+        e.contains("t.yaml:13:") && e.contains("only applies to `type: json`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.yaml:16:") && e.contains("Schema Registry URL"),
+        "{e}"
+    );
+    // format.avro with json.
+    let e = err(&format!(
+        "{BASE}format:\n  avro:\n    schema_registry:\n      urls: [http://reg:8081]\n"
+    ));
+    assert!(
+        e.contains("t.yaml:12:") && e.contains("only applies to `type: avro`"),
+        "{e}"
     );
 }

@@ -123,6 +123,7 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     config.state_dir = resolve(base_dir, &config.state_dir);
 
     check_record_kinds(config, p);
+    check_format(&config.format, p);
     check_kafka(&config.sink.kafka, p);
     check_plugin_policy(&config.plugin_policy, p);
 
@@ -145,6 +146,53 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     }
 
     problems.0
+}
+
+/// `format`: the Avro settings go with `type: avro`, `schemas` with `type: json`.
+fn check_format(format: &super::Format, p: &mut Problems) {
+    use super::FormatKind;
+    match (format.kind, &format.avro) {
+        (FormatKind::Json, Some(_)) => p.add(
+            "format.avro",
+            "only applies to `type: avro`: set format.type: avro, or remove format.avro",
+        ),
+        (FormatKind::Avro, None) => p.add(
+            "format.type",
+            "`avro` needs format.avro.schema_registry.urls: the Schema Registry the schemas go to",
+        ),
+        (FormatKind::Avro, Some(avro)) => {
+            let reg = &avro.schema_registry;
+            if reg.urls.iter().all(|u| u.trim().is_empty()) {
+                p.add(
+                    "format.avro.schema_registry.urls",
+                    "empty: expected at least one Schema Registry URL, like `http://127.0.0.1:8081`",
+                );
+            }
+            for (i, url) in reg.urls.iter().enumerate() {
+                for part in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                    if !part.starts_with("http://") && !part.starts_with("https://") {
+                        p.add(
+                            format!("format.avro.schema_registry.urls[{i}]"),
+                            format!("`{part}` is not an http:// or https:// URL"),
+                        );
+                    }
+                }
+            }
+            if reg.basic_auth.is_some() && reg.bearer_token.is_some() {
+                p.add(
+                    "format.avro.schema_registry.bearer_token",
+                    "not allowed together with basic_auth: give one of them",
+                );
+            }
+            if !format.schemas {
+                p.add(
+                    "format.schemas",
+                    "only applies to `type: json`: Avro records always reference their schema                      (remove format.schemas)",
+                );
+            }
+        }
+        (FormatKind::Json, None) => {}
+    }
 }
 
 /// `truncate_events`, `logical_messages`, `transaction_metadata`, `heartbeat_interval_ms`.

@@ -9,7 +9,9 @@
 //!   metadata, heartbeats), the envelope's transaction block, and primary-key-change headers.
 //! * [`json`]: Kafka's `JsonConverter` (`schemas.enable` true or false), byte for byte where
 //!   the reference fixes the bytes.
+//! * [`avro`]: Confluent's `AvroConverter` (Avro schemas, binary encoding, wire format).
 //! * [`registry`]: the Confluent Schema Registry client the Avro encoder takes schema ids from.
+pub mod avro;
 pub mod columns;
 pub mod connect;
 pub mod envelope;

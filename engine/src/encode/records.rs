@@ -312,6 +312,207 @@ pub fn heartbeat_value(ts_ms: i64) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The same records as Connect data, for the formats that write Connect data themselves (Avro).
+/// Each `*_schema` is the schema the JSON functions above write; the unit tests check that
+/// rendering these with the `JsonConverter` gives the JSON records byte for byte.
+pub mod connect {
+    use std::borrow::Cow;
+
+    use super::super::connect::{Datum, Schema, Type};
+    use super::super::envelope::{source_schema, transaction_schema, RecordOptions};
+    use super::TransactionBlock;
+    use crate::event::{LogicalMessage, Source};
+
+    /// `io.debezium.connector.postgresql.MessageKey` v1.
+    pub fn message_key_schema() -> Schema {
+        Schema::structure(
+            "io.debezium.connector.postgresql.MessageKey",
+            false,
+            vec![Schema::new(Type::String, true).field("prefix")],
+        )
+        .version(1)
+    }
+
+    pub fn message_key(prefix: &str) -> Datum<'_> {
+        Datum::Struct(vec![Datum::str(prefix)])
+    }
+
+    /// `io.debezium.connector.postgresql.MessageValue` v1.
+    pub fn message_value_schema() -> Schema {
+        Schema::structure(
+            "io.debezium.connector.postgresql.MessageValue",
+            false,
+            vec![
+                Schema::new(Type::String, false).field("op"),
+                Schema::new(Type::Int64, true).field("ts_ms"),
+                source_schema().field("source"),
+                transaction_schema().field("transaction"),
+                Schema::structure(
+                    "io.debezium.connector.postgresql.Message",
+                    false,
+                    vec![
+                        Schema::new(Type::String, true).field("prefix"),
+                        Schema::new(Type::Bytes, true).field("content"),
+                    ],
+                )
+                .version(1)
+                .field("message"),
+            ],
+        )
+        .version(1)
+    }
+
+    pub fn message_value<'a>(
+        opts: &'a RecordOptions,
+        msg: &'a LogicalMessage,
+        tx: Option<&TransactionBlock<'_>>,
+        now_ms: i64,
+    ) -> Datum<'a> {
+        Datum::Struct(vec![
+            Datum::str("m"),
+            Datum::Int64(now_ms),
+            source(opts, &msg.source),
+            tx.map_or(Datum::Null, transaction_block_datum),
+            Datum::Struct(vec![
+                Datum::str(&msg.prefix),
+                Datum::Bytes(Cow::Borrowed(&msg.content)),
+            ]),
+        ])
+    }
+
+    /// The source block of a record of no table (`schema` and `table` empty).
+    fn source<'a>(opts: &'a RecordOptions, src: &Source) -> Datum<'a> {
+        let sequence = match src.last_commit_lsn {
+            Some(l) => format!("[\"{}\",\"{}\"]", l.0, src.lsn.0),
+            None => format!("[null,\"{}\"]", src.lsn.0),
+        };
+        Datum::Struct(vec![
+            Datum::str(&opts.connector_version),
+            Datum::str("postgresql"),
+            Datum::str(&opts.topic_prefix),
+            Datum::Int64(src.ts_us.div_euclid(1000)),
+            Datum::str(src.snapshot.as_str()),
+            Datum::str(&opts.database),
+            Datum::string(sequence),
+            Datum::Int64(src.ts_us),
+            Datum::Int64(src.ts_us.saturating_mul(1000)),
+            Datum::str(""),
+            Datum::str(""),
+            src.tx_id.map_or(Datum::Null, Datum::Int64),
+            Datum::Int64(src.lsn.0 as i64),
+            Datum::Null,
+        ])
+    }
+
+    /// The envelope's `transaction` block (`event.block`).
+    pub fn transaction_block_datum(tx: &TransactionBlock<'_>) -> Datum<'static> {
+        Datum::Struct(vec![
+            Datum::string(tx.id.to_string()),
+            Datum::Int64(tx.total_order as i64),
+            Datum::Int64(tx.data_collection_order as i64),
+        ])
+    }
+
+    /// `io.debezium.connector.common.TransactionMetadataKey` v1.
+    pub fn transaction_key_schema() -> Schema {
+        Schema::structure(
+            "io.debezium.connector.common.TransactionMetadataKey",
+            false,
+            vec![Schema::new(Type::String, false).field("id")],
+        )
+        .version(1)
+    }
+
+    pub fn transaction_key(id: &str) -> Datum<'_> {
+        Datum::Struct(vec![Datum::str(id)])
+    }
+
+    /// `io.debezium.connector.common.TransactionMetadataValue` v1.
+    pub fn transaction_value_schema() -> Schema {
+        let collection = Schema::structure(
+            "event.collection",
+            true,
+            vec![
+                Schema::new(Type::String, false).field("data_collection"),
+                Schema::new(Type::Int64, false).field("event_count"),
+            ],
+        )
+        .version(1);
+        Schema::structure(
+            "io.debezium.connector.common.TransactionMetadataValue",
+            false,
+            vec![
+                Schema::new(Type::String, false).field("status"),
+                Schema::new(Type::String, false).field("id"),
+                Schema::new(Type::Int64, true).field("event_count"),
+                Schema::new(Type::Array(Box::new(collection)), true).field("data_collections"),
+                Schema::new(Type::Int64, false).field("ts_ms"),
+            ],
+        )
+        .version(1)
+    }
+
+    /// BEGIN (`counts` `None`) or END.
+    pub fn transaction_value<'a>(
+        status: &'static str,
+        id: &'a str,
+        counts: Option<(u64, &'a [(String, u64)])>,
+        ts_ms: i64,
+    ) -> Datum<'a> {
+        let (count, collections) = match counts {
+            None => (Datum::Null, Datum::Null),
+            Some((total, collections)) => (
+                Datum::Int64(total as i64),
+                Datum::Array(
+                    collections
+                        .iter()
+                        .map(|(name, n)| {
+                            Datum::Struct(vec![Datum::str(name), Datum::Int64(*n as i64)])
+                        })
+                        .collect(),
+                ),
+            ),
+        };
+        Datum::Struct(vec![
+            Datum::str(status),
+            Datum::str(id),
+            count,
+            collections,
+            Datum::Int64(ts_ms),
+        ])
+    }
+
+    /// `io.debezium.connector.common.ServerNameKey` v1.
+    pub fn heartbeat_key_schema() -> Schema {
+        Schema::structure(
+            "io.debezium.connector.common.ServerNameKey",
+            false,
+            vec![Schema::new(Type::String, false).field("serverName")],
+        )
+        .version(1)
+    }
+
+    pub fn heartbeat_key(server_name: &str) -> Datum<'_> {
+        Datum::Struct(vec![Datum::str(server_name)])
+    }
+
+    /// `io.debezium.connector.common.Heartbeat` v1.
+    pub fn heartbeat_value_schema() -> Schema {
+        Schema::structure(
+            "io.debezium.connector.common.Heartbeat",
+            false,
+            vec![Schema::new(Type::Int64, false).field("ts_ms")],
+        )
+        .version(1)
+    }
+
+    pub fn heartbeat_value(ts_ms: i64) -> Datum<'static> {
+        Datum::Struct(vec![Datum::Int64(ts_ms)])
+    }
+}
+
+pub use connect::transaction_block_datum;
+
 /// The payload part of an encoded key (`{"schema":…,"payload":P}` → `P`): the text of a
 /// primary-key-change header. `None` if `key` is not such a record.
 ///
@@ -471,6 +672,72 @@ mod tests {
         assert_eq!(heartbeat_topic("pg"), "__debezium-heartbeat.pg");
         assert_eq!(message_topic("pg"), "pg.message");
         assert_eq!(transaction_topic("pg"), "pg.transaction");
+    }
+
+    fn rendered(
+        schema: &crate::encode::connect::Schema,
+        d: &crate::encode::connect::Datum<'_>,
+    ) -> String {
+        let mut out = String::from("{\"schema\":");
+        write_schema(&mut out, schema, None);
+        out.push_str(",\"payload\":");
+        crate::encode::json::write_value(&mut out, schema, d);
+        out.push('}');
+        out
+    }
+
+    /// The Connect forms (what Avro writes) render, through the `JsonConverter`, as the JSON
+    /// records the tests above fix.
+    #[test]
+    fn connect_forms_match_the_json_records() {
+        use super::connect as c;
+        let o = opts();
+        let block = TransactionBlock {
+            id: "772",
+            total_order: 1,
+            data_collection_order: 1,
+        };
+        let m = message(true);
+        assert_eq!(
+            rendered(&c::message_key_schema(), &c::message_key("foo")),
+            text(message_key("foo"))
+        );
+        for tx in [None, Some(&block)] {
+            assert_eq!(
+                rendered(
+                    &c::message_value_schema(),
+                    &c::message_value(&o.record, &m, tx, 1_714_558_531_500)
+                ),
+                text(message_value(&o, &m, tx, 1_714_558_531_500))
+            );
+        }
+        assert_eq!(
+            rendered(&c::transaction_key_schema(), &c::transaction_key("571")),
+            text(transaction_key("571"))
+        );
+        assert_eq!(
+            rendered(
+                &c::transaction_value_schema(),
+                &c::transaction_value("BEGIN", "571", None, 5)
+            ),
+            text(transaction_begin_value("571", 5))
+        );
+        let cols = vec![("s1.a".to_string(), 1), ("s2.a".to_string(), 1)];
+        assert_eq!(
+            rendered(
+                &c::transaction_value_schema(),
+                &c::transaction_value("END", "571", Some((2, &cols)), 6)
+            ),
+            text(transaction_end_value("571", 2, &cols, 6))
+        );
+        assert_eq!(
+            rendered(&c::heartbeat_key_schema(), &c::heartbeat_key("pg")),
+            text(heartbeat_key("pg"))
+        );
+        assert_eq!(
+            rendered(&c::heartbeat_value_schema(), &c::heartbeat_value(7)),
+            text(heartbeat_value(7))
+        );
     }
 
     /// Kafka's `Values.convertToString` of a key struct `{pk: 2}` is `{"pk":2}`
