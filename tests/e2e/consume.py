@@ -11,7 +11,8 @@ Prints one JSON object per message, one per line:
   schema's id as a 4-byte big-endian integer, then the Avro binary datum. The writer schema is
   fetched once per id from the registry (GET /schemas/ids/{id}) and the datum decoded with
   fastavro.schemaless_reader. Avro bytes and fixed become base64 strings; decimals become their
-  decimal string; dates, times and timestamps their ISO 8601 form; UUIDs their string.
+  decimal string; dates, times and timestamps their ISO 8601 form; UUIDs their string; NaN and
+  the infinities the strings "NaN", "Infinity", "-Infinity" (as Jackson writes them).
 * A Kafka null key or value (a tombstone) stays null. Header values are base64 strings (null for a
   null value).
 
@@ -24,6 +25,7 @@ there for kafka-python to read lz4-compressed batches, walrelay's default.
 """
 import argparse
 import base64
+import math
 import datetime
 import decimal
 import io
@@ -59,6 +61,9 @@ def jsonable(value):
         return b64(bytes(value))
     if isinstance(value, decimal.Decimal):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # As Jackson writes them (JSON has no NaN or infinities).
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

@@ -14,6 +14,7 @@
 //! computed independently (Python's `int.to_bytes(signed=True)`, `struct.pack('<d')`).
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::support::{
@@ -427,4 +428,202 @@ async fn unknown_types_fail_names_the_column() {
         log.contains("public.docs") && log.contains("column body") && log.contains("tsvector"),
         "the error names table, column and type: {log}"
     );
+}
+
+/// A row's expected Debezium JSON values as fastavro decodes the Avro of the same Connect data:
+/// Connect `Decimal` is Avro's decimal logical type (a decimal string here, see consume.py); a
+/// `float` column is an Avro float, read back widened to a double. Everything else (Debezium's
+/// semantic types are plain Avro primitives, bytes are base64 here) reads as in JSON.
+fn as_avro(mut row: Value) -> Value {
+    for (col, decimal) in [("n", 2), ("n38", 0), ("m", 2)] {
+        if let Some(b64) = row[col].as_str() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64");
+            row[col] = json!(decimal_text(&bytes, decimal));
+        }
+    }
+    if let Some(f) = row["f4"].as_f64() {
+        row["f4"] = json!(f64::from(f as f32));
+    }
+    row
+}
+
+/// Big-endian two's complement unscaled value and scale → decimal text (as Python's `str` of a
+/// `Decimal`), by long division: independent of the encoder's code.
+fn decimal_text(bytes: &[u8], scale: usize) -> String {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    // Magnitude bytes.
+    let mut mag: Vec<u8> = if negative {
+        let mut m: Vec<u8> = bytes.iter().map(|b| !b).collect();
+        for b in m.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+        m
+    } else {
+        bytes.to_vec()
+    };
+    let mut digits = Vec::new();
+    while mag.iter().any(|&b| b != 0) {
+        let mut rem = 0u32;
+        for b in mag.iter_mut() {
+            let cur = (rem << 8) | u32::from(*b);
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(char::from(b'0' + rem as u8));
+    }
+    while digits.len() <= scale {
+        digits.push('0');
+    }
+    digits.reverse();
+    let mut text: String = digits.iter().collect();
+    if scale > 0 {
+        text.insert(text.len() - scale, '.');
+    }
+    if negative {
+        text.insert(0, '-');
+    }
+    text
+}
+
+#[test]
+fn decimal_text_reads_twos_complement() {
+    // Reference section 4: "AeJA" is 1234.56 at scale 2, "AeIT" 1234.11.
+    assert_eq!(decimal_text(&[0x01, 0xe2, 0x40], 2), "1234.56");
+    assert_eq!(decimal_text(&[0xff], 2), "-0.01");
+    assert_eq!(decimal_text(&[0x00], 0), "0");
+}
+
+/// The same type matrix as Confluent Avro through the Schema Registry API, decoded by a
+/// different client and Avro library (kafka-python, fastavro), field by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_type_matrix_avro() {
+    use crate::support::registry::TestSchemaRegistry;
+    let s = services();
+    let registry = TestSchemaRegistry::start();
+    let db = Db::create("types").await;
+    db.exec(SETUP).await;
+    let slot = unique("types");
+    let prefix = unique("types");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &["public.matrix"],
+        &prefix,
+        &s.brokers,
+        "",
+        &format!(
+            "format:\n  type: avro\n  avro:\n    schema_registry:\n      urls: [{}]\n",
+            registry.url()
+        ),
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+    let topic = format!("{prefix}.public.matrix");
+    let format = WireFormat::Avro {
+        registry: registry.url(),
+    };
+    let snap =
+        tokio::task::block_in_place(|| python_consume(&s.brokers, &[&topic], &format, 2, WAIT));
+    assert_eq!(snap.len(), 2);
+    relay.assert_running();
+    db.exec(ROW3).await;
+    db.exec("UPDATE matrix SET t = 'changed' WHERE id = 1")
+        .await;
+    db.exec("DELETE FROM matrix WHERE id = 2").await;
+    let lines =
+        tokio::task::block_in_place(|| python_consume(&s.brokers, &[&topic], &format, 6, WAIT));
+    assert_eq!(lines.len(), 6);
+    let value = |i: usize| lines[i]["value"].clone();
+
+    assert_eq!(value(0)["op"], "r");
+    assert_row(
+        "avro snapshot row 1",
+        &value(0)["after"],
+        &as_avro(row1(&"x".repeat(10000))),
+    );
+    assert_eq!(value(1)["op"], "r");
+    assert_row("avro snapshot row 2", &value(1)["after"], &as_avro(row2()));
+    assert_eq!(value(2)["op"], "c");
+    assert_row(
+        "avro row 3 (extremes)",
+        &value(2)["after"],
+        &as_avro(row3()),
+    );
+    assert_eq!(value(3)["op"], "u");
+    assert_eq!(value(3)["before"], Value::Null);
+    let mut after = row1("__debezium_unavailable_value");
+    after["t"] = json!("changed");
+    assert_row("avro updated row 1", &value(3)["after"], &as_avro(after));
+    assert_eq!(value(4)["op"], "d");
+    assert_row("avro deleted row 2", &value(4)["before"], &as_avro(row2()));
+    assert_eq!(lines[5]["key"], json!({"id": 2}));
+    assert_eq!(lines[5]["value"], Value::Null, "tombstone");
+
+    // The registered value schema (reference section 6).
+    let (status, latest) = registry.call(
+        "GET",
+        &format!("/subjects/{topic}-value/versions/latest"),
+        None,
+    );
+    assert_eq!(status, 200, "{latest}");
+    let schema: Value =
+        serde_json::from_str(latest["schema"].as_str().expect("schema")).expect("json");
+    assert_eq!(schema["namespace"], format!("{prefix}.public.matrix"));
+    assert_eq!(schema["name"], "Envelope");
+    let before = &schema["fields"][0];
+    assert_eq!(before["name"], "before");
+    assert_eq!(before["type"][0], "null");
+    assert_eq!(before["default"], Value::Null);
+    let value_record = &before["type"][1];
+    assert_eq!(value_record["name"], "Value");
+    assert_eq!(
+        schema["fields"][1]["type"],
+        json!(["null", "Value"]),
+        "a second use is a reference"
+    );
+    let field = |name: &str| {
+        value_record["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no field {name}"))
+            .clone()
+    };
+    // int16 → int with connect.type; Decimal → bytes decimal with scale and precision.
+    assert_eq!(
+        field("i2")["type"],
+        json!(["null", {"type": "int", "connect.type": "int16"}])
+    );
+    let n = &field("n")["type"][1];
+    assert_eq!(
+        (
+            n["type"].as_str(),
+            n["logicalType"].as_str(),
+            n["scale"].as_i64(),
+            n["precision"].as_i64()
+        ),
+        (Some("bytes"), Some("decimal"), Some(2), Some(10))
+    );
+    // money: no precision parameter → 64.
+    assert_eq!(field("m")["type"][1]["precision"], 64);
+    // Debezium's semantic types stay primitives carrying connect.name.
+    let d = &field("d")["type"][1];
+    assert_eq!(
+        (d["type"].as_str(), d["connect.name"].as_str()),
+        (Some("int"), Some("io.debezium.time.Date"))
+    );
+    assert!(d.get("logicalType").is_none());
+    // Optional with a default: [T, "null"] with that default.
+    let dflt = field("dflt");
+    let first = &dflt["type"][0];
+    assert!(first == "int" || first["type"] == "int", "{dflt}");
+    assert_eq!(dflt["type"][1], "null");
+    assert_eq!(dflt["default"], 42);
+    relay.stop();
 }
