@@ -617,7 +617,10 @@ impl Deliver {
                     };
                     self.produce(&topic, key.as_deref(), Some(&value), &ev.headers)
                         .await?;
-                    if ev.op == Op::Delete && self.tombstones {
+                    // A tombstone deletes its key under log compaction; without a key (a table
+                    // with neither primary key nor identity index) it could delete nothing, and a
+                    // compacted topic would refuse it: none is written.
+                    if ev.op == Op::Delete && self.tombstones && key.is_some() {
                         self.produce(&topic, key.as_deref(), None, &ev.headers)
                             .await?;
                     }

@@ -348,3 +348,140 @@ async fn snapshot_modes_initial_only_and_always() {
     assert_eq!(records[600].payload()["after"]["id"], 301);
     relay.stop();
 }
+
+/// Every replica identity, a table without a key, and a partitioned table published through its
+/// root (reference section 1 for keys; section 2 for `before`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_identities_keyless_and_partitioned_tables() {
+    let s = services();
+    let db = Db::create("identities").await;
+    db.exec(
+        "CREATE TABLE ux (a int NOT NULL, b int NOT NULL, v text);
+         CREATE UNIQUE INDEX ux_ab ON ux (a, b);
+         ALTER TABLE ux REPLICA IDENTITY USING INDEX ux_ab;
+         CREATE TABLE nothing (id int PRIMARY KEY, v text);
+         ALTER TABLE nothing REPLICA IDENTITY NOTHING;
+         CREATE TABLE keyless (v text, n int);
+         ALTER TABLE keyless REPLICA IDENTITY FULL;
+         CREATE TABLE measurement (id int, city text, day date, PRIMARY KEY (id, day))
+             PARTITION BY RANGE (day);
+         CREATE TABLE measurement_2024 PARTITION OF measurement
+             FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE measurement_2025 PARTITION OF measurement
+             FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO measurement VALUES (1, 'Oslo', '2024-05-01'), (2, 'Rome', '2025-05-01');",
+    )
+    .await;
+    let slot = unique("identities");
+    let prefix = unique("identities");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &[
+            "public.ux",
+            "public.nothing",
+            "public.keyless",
+            "public.measurement",
+        ],
+        &prefix,
+        &s.brokers,
+        "",
+        "",
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+    let topic = |t: &str| format!("{prefix}.public.{t}");
+    // The partitioned table's snapshot: its rows, on the root's topic.
+    let snap = read(&topic("measurement"), "the partitioned snapshot", |r| {
+        r.len() >= 2
+    });
+    let cities: Vec<Value> = snap
+        .iter()
+        .map(|r| r.payload()["after"]["city"].clone())
+        .collect();
+    assert_eq!(cities, vec!["Oslo", "Rome"]);
+    relay.assert_running();
+
+    db.exec(
+        "INSERT INTO ux VALUES (1, 2, 'one');
+         UPDATE ux SET v = 'uno' WHERE a = 1;
+         DELETE FROM ux WHERE a = 1;
+         INSERT INTO nothing VALUES (1, 'x');
+         INSERT INTO keyless VALUES ('k', 1);
+         UPDATE keyless SET n = 2;
+         DELETE FROM keyless;
+         INSERT INTO measurement VALUES (3, 'Lima', '2025-06-01');
+         UPDATE measurement SET city = 'Bergen' WHERE id = 1;",
+    )
+    .await;
+
+    // USING INDEX: the key is the index's columns; the old row of an update that keeps them
+    // is absent, a delete's carries the index columns only.
+    let ux = read(&topic("ux"), "ux changes", |r| r.len() >= 4);
+    assert_eq!(
+        ux[0].key_json()["payload"],
+        serde_json::json!({"a": 1, "b": 2})
+    );
+    assert_eq!(ux[1].payload()["op"], "u");
+    assert_eq!(ux[1].payload()["before"], Value::Null);
+    assert_eq!(ux[1].payload()["after"]["v"], "uno");
+    let d = ux[2].payload();
+    assert_eq!(d["op"], "d");
+    assert_eq!(d["before"], serde_json::json!({"a": 1, "b": 2, "v": null}));
+    assert_eq!(ux[3].value, None, "tombstone");
+    assert_eq!(
+        ux[3].key_json()["payload"],
+        serde_json::json!({"a": 1, "b": 2})
+    );
+
+    // NOTHING: PostgreSQL refuses updates and deletes of a published table without an identity
+    // (so nothing is lost unseen); inserts flow, keyed by the primary key.
+    let nothing = read(&topic("nothing"), "nothing's insert", |r| !r.is_empty());
+    let c = nothing[0].payload();
+    assert_eq!(c["op"], "c");
+    assert_eq!(c["after"], serde_json::json!({"id": 1, "v": "x"}));
+    assert_eq!(
+        nothing[0].key_json()["payload"],
+        serde_json::json!({"id": 1})
+    );
+    let refused = db
+        .client
+        .batch_execute("UPDATE nothing SET v = 'y'")
+        .await
+        .expect_err("PostgreSQL refuses it");
+    assert_eq!(
+        refused.as_db_error().map(|e| e.code().code()),
+        Some("55000")
+    );
+
+    // No key, FULL: null Kafka keys, whole old rows.
+    let keyless = read(&topic("keyless"), "keyless changes", |r| r.len() >= 3);
+    for r in &keyless {
+        assert_eq!(r.key, None, "a table without a key has null keys");
+    }
+    let u = keyless[1].payload();
+    assert_eq!(u["before"], serde_json::json!({"v": "k", "n": 1}));
+    assert_eq!(u["after"], serde_json::json!({"v": "k", "n": 2}));
+    let d = keyless[2].payload();
+    assert_eq!(d["op"], "d");
+    assert_eq!(d["before"], serde_json::json!({"v": "k", "n": 2}));
+    assert_eq!(keyless.len(), 3, "no tombstone without a key");
+
+    // Partitioned: changes to either partition come as the root table's.
+    let m = read(&topic("measurement"), "partition changes", |r| r.len() >= 4);
+    let p = m[2].payload();
+    assert_eq!(
+        (p["op"].as_str(), p["after"]["city"].as_str()),
+        (Some("c"), Some("Lima"))
+    );
+    assert_eq!(p["source"]["table"], "measurement");
+    let p = m[3].payload();
+    assert_eq!(
+        (p["op"].as_str(), p["after"]["city"].as_str()),
+        (Some("u"), Some("Bergen"))
+    );
+    assert_eq!(
+        m[3].key_json()["payload"],
+        serde_json::json!({"id": 1, "day": 19844})
+    );
+    relay.stop();
+}

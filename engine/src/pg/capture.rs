@@ -237,7 +237,13 @@ impl Capture {
             .await
             .map_err(CaptureError::Connect)?
             .get(0);
-        catalog::ensure_publication(&client, &settings.publication, &settings.tables).await?;
+        catalog::ensure_publication(
+            &client,
+            &settings.publication,
+            &settings.tables,
+            server_version,
+        )
+        .await?;
         let mut tables = Vec::with_capacity(settings.tables.len());
         for t in &settings.tables {
             let schema = catalog::load_table_by_name(&client, t).await?;

@@ -30,6 +30,13 @@ pub enum CatalogError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("publication `{publication}` publishes the partitioned table(s) {tables} partition by partition and walrelay may not change that ({source}): run `ALTER PUBLICATION {publication} SET (publish_via_partition_root = true)` as its owner, so their changes arrive as changes of the partitioned table")]
+    PublicationViaRoot {
+        publication: String,
+        tables: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("replication slot `{slot}` uses the output plugin `{plugin}`, walrelay needs pgoutput: drop it (SELECT pg_drop_replication_slot('{slot}')) or choose another source.postgres.slot")]
     SlotPlugin { slot: String, plugin: String },
     #[error("replication slot `{slot}` belongs to database `{database}`, not `{expected}`: choose another source.postgres.slot")]
@@ -121,10 +128,16 @@ pub async fn check_server(client: &Client) -> Result<String> {
 
 /// Creates the publication for `tables` when missing, adds tables it lacks.
 /// `tables` are `schema.table`, validated by configuration.
+///
+/// Partitioned tables are published through their root (`publish_via_partition_root`,
+/// PostgreSQL 13+): changes to any partition arrive as changes of the partitioned table, on its
+/// topic, as Debezium users expect. A publication created by someone else without that option
+/// gets it set when walrelay may, else the error says how.
 pub async fn ensure_publication(
     client: &Client,
     publication: &str,
     tables: &[String],
+    server_version: i32,
 ) -> Result<()> {
     let exists = client
         .query_opt(
@@ -137,9 +150,14 @@ pub async fn ensure_publication(
     let quoted: Vec<String> = tables.iter().map(|t| quote_table(t)).collect();
     if !exists {
         let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {}",
+            "CREATE PUBLICATION {} FOR TABLE {}{}",
             quote_ident(publication),
-            quoted.join(", ")
+            quoted.join(", "),
+            if server_version >= 130_000 {
+                " WITH (publish_via_partition_root = true)"
+            } else {
+                ""
+            }
         );
         client
             .batch_execute(&sql)
@@ -147,6 +165,38 @@ pub async fn ensure_publication(
             .map_err(q("CREATE PUBLICATION"))?;
         tracing::info!(publication, tables = %tables.join(", "), "created publication");
         return Ok(());
+    }
+    if server_version >= 130_000 {
+        let partitioned: Vec<String> = client
+            .query(
+                "SELECT n.nspname::text || '.' || c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'p' AND n.nspname::text || '.' || c.relname::text = ANY($1) \
+                 AND NOT (SELECT pubviaroot FROM pg_publication WHERE pubname = $2)",
+                &[&tables, &publication],
+            )
+            .await
+            .map_err(q("partitioned tables"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !partitioned.is_empty() {
+            let sql = format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                quote_ident(publication)
+            );
+            client.batch_execute(&sql).await.map_err(|source| {
+                CatalogError::PublicationViaRoot {
+                    publication: publication.to_string(),
+                    tables: partitioned.join(", "),
+                    source,
+                }
+            })?;
+            tracing::info!(
+                publication,
+                "publication set to publish partitioned tables through their root"
+            );
+        }
     }
     let rows = client
         .query(

@@ -112,7 +112,10 @@ impl Db {
         self.client
             .batch_execute(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| match e.as_db_error() {
+                Some(db) => panic!("{sql}: {}: {}", db.code().code(), db.message()),
+                None => panic!("{sql}: {e}"),
+            });
     }
 
     /// The slot's confirmed_flush_lsn as text, if the slot exists.
