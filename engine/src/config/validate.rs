@@ -123,7 +123,18 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     config.state_dir = resolve(base_dir, &config.state_dir);
 
     check_record_kinds(config, p);
-    check_kafka(&config.sink.kafka, p);
+    match (&config.sink.kafka, &config.sink.null) {
+        (Some(kafka), None) => check_kafka(kafka, p),
+        (None, Some(_)) => {}
+        (Some(_), Some(_)) => p.add(
+            "sink.null",
+            "`kafka` and `null` are both set: expected exactly one sink (remove one of them)",
+        ),
+        (None, None) => p.add(
+            "sink",
+            "no sink: expected exactly one of `kafka: {brokers: …}` or `null: {}`",
+        ),
+    }
     check_plugin_policy(&config.plugin_policy, p);
 
     let tables: HashSet<TableName> = config.source.postgres.tables.iter().cloned().collect();
