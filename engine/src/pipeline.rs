@@ -170,13 +170,14 @@ pub async fn run(
 
 /// Logs what was handed to the sink (see [`Tally`]); `when` is `progress` or `final`.
 fn log_tally(sink: &str, tally: &Tally, when: &str) {
+    // The figures are in the message, so that scripts read them whatever the log's colours.
     tracing::info!(
         sink,
-        records = tally.records,
-        tombstones = tally.tombstones,
-        bytes = tally.bytes,
-        checksum = %tally.checksum_hex(),
-        "sink tally ({when})"
+        "sink tally ({when}): records={} tombstones={} bytes={} checksum={}",
+        tally.records,
+        tally.tombstones,
+        tally.bytes,
+        tally.checksum_hex()
     );
 }
 

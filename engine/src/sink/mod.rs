@@ -195,7 +195,8 @@ mod tests {
 
     #[test]
     fn checksum_ignores_order_but_not_content() {
-        let recs: [(&str, Option<&[u8]>, Option<&[u8]>); 3] = [
+        type Rec<'a> = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>);
+        let recs: [Rec<'_>; 3] = [
             ("a", Some(b"k1"), Some(b"v1")),
             ("a", Some(b"k1"), None),
             ("b", Some(b"k2"), Some(b"v2")),
