@@ -168,4 +168,10 @@ async fn null_sink_counts_and_checksums_what_the_broker_run_writes() {
 
     assert_eq!(logged_tally(&kafka), expected, "kafka relay's tally");
     assert_eq!(logged_tally(&null), expected, "null relay's tally");
+
+    // The cluster's replication slots are shared: give ours back.
+    for slot in [&null_slot, &kafka_slot] {
+        db.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"))
+            .await;
+    }
 }
