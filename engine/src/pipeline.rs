@@ -28,7 +28,8 @@ use crate::encode::records::{self, TransactionBlock};
 use crate::encode::registry::{RegistryAuth, RegistrySettings, SchemaRegistry};
 use crate::event::{ChangeEvent, Header, LogicalMessage, Lsn, Op, Output, SnapshotMarker};
 use crate::pg::capture::{Capture, SourceSettings};
-use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, KafkaSink, SinkError};
+use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, SinkError};
+use crate::sink::{Sent, Sink, SinkSettings, Tally};
 use crate::state::StateStore;
 
 /// What flows from capture to delivery.
@@ -86,7 +87,8 @@ impl Stage for PassThrough {
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     pub source: SourceSettings,
-    pub kafka: KafkaSettings,
+    /// Where records go: the broker, or the discarding sink.
+    pub sink: SinkSettings,
     pub topic_prefix: String,
     pub tombstones_on_delete: bool,
     pub format: crate::config::Format,
@@ -147,10 +149,15 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(500);
-    loop {
+    let mut tally = Tally::default();
+    let sink_name = match settings.sink {
+        SinkSettings::Kafka(_) => "kafka",
+        SinkSettings::Null => "null",
+    };
+    let result = loop {
         let started = Instant::now();
-        match run_once(&settings, shutdown.clone()).await {
-            Ok(()) => return Ok(()),
+        match run_once(&settings, shutdown.clone(), &mut tally).await {
+            Ok(()) => break Ok(()),
             Err(e) if e.transient && !*shutdown.borrow() => {
                 if started.elapsed() > Duration::from_secs(60) {
                     delay = Duration::from_millis(500);
@@ -162,19 +169,39 @@ pub async fn run(
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = shutdown.changed() => break Ok(()),
                 }
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
-            Err(e) => return Err(e.error),
+            Err(e) => break Err(e.error),
         }
-    }
+    };
+    log_tally(sink_name, &tally, "final");
+    result
 }
 
+/// Logs what was handed to the sink (see [`Tally`]); `when` is `progress` or `final`.
+fn log_tally(sink: &str, tally: &Tally, when: &str) {
+    // The figures are in the message, so that scripts read them whatever the log's colours.
+    tracing::info!(
+        sink,
+        "sink tally ({when}): records={} tombstones={} bytes={} checksum={}",
+        tally.records,
+        tally.tombstones,
+        tally.bytes,
+        tally.checksum_hex()
+    );
+}
+
+/// How often the sink tally is logged while running.
+const TALLY_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// One run: prepare capture, connect the producer, stream until shutdown or failure.
+/// `tally` counts what this run hands to the sink, on top of what it holds.
 pub async fn run_once(
     settings: &RelaySettings,
     shutdown: watch::Receiver<bool>,
+    tally: &mut Tally,
 ) -> Result<(), RunError> {
     let state = StateStore::new(&settings.state_dir);
     let capture = Capture::prepare(settings.source.clone(), state.clone()).await?;
@@ -231,7 +258,7 @@ pub async fn run_once(
             .map_err(RunError::fatal)?,
         )
     };
-    let sink = KafkaSink::new(&settings.kafka)?;
+    let sink = Sink::open(&settings.sink)?;
     let (items_tx, items_rx) = mpsc::channel(16);
     let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
     let capture_task = tokio::spawn(capture.run(items_tx, confirmed_rx, shutdown.clone()));
@@ -247,8 +274,11 @@ pub async fn run_once(
         state,
         confirmed: confirmed_tx,
         pending: FuturesOrdered::new(),
+        tally: *tally,
+        last_tally_log: Instant::now(),
     };
     let delivered = deliver.run(items_rx, shutdown).await;
+    *tally = deliver.tally;
     drop(deliver); // drops the confirmed sender: capture reports the final position and exits
     let captured = match capture_task.await {
         Ok(r) => r.map_err(RunError::from),
@@ -288,7 +318,7 @@ impl Future for Pending {
 }
 
 struct Deliver {
-    sink: KafkaSink,
+    sink: Sink,
     encoder: DebeziumJson,
     /// With `format.type: avro`, the encoder of every record (`encoder` is then unused).
     avro: Option<AvroEncoder>,
@@ -301,6 +331,9 @@ struct Deliver {
     state: StateStore,
     confirmed: watch::Sender<Lsn>,
     pending: FuturesOrdered<Pending>,
+    /// Everything handed to the sink (the discarding sink's count and checksum).
+    tally: Tally,
+    last_tally_log: Instant,
 }
 
 impl Deliver {
@@ -643,13 +676,20 @@ impl Deliver {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Result<(), RunError> {
+        self.tally.add(topic, key, value);
+        if self.tally.records % 4096 == 0 && self.last_tally_log.elapsed() >= TALLY_LOG_INTERVAL {
+            self.last_tally_log = Instant::now();
+            log_tally(self.sink.name(), &self.tally, "progress");
+        }
         loop {
             match self.sink.send(topic, key, value, headers)? {
-                Some(delivery) => {
+                Sent::Queued(delivery) => {
                     self.pending.push_back(Pending::Record(delivery));
                     return Ok(());
                 }
-                None => match self.pending.next().await {
+                // Acknowledged: a checkpoint queued after it waits only for earlier records.
+                Sent::Done => return Ok(()),
+                Sent::Full => match self.pending.next().await {
                     Some(ack) => self.on_ack(ack)?,
                     None => tokio::time::sleep(Duration::from_millis(10)).await,
                 },
@@ -672,8 +712,34 @@ fn avro_error(e: AvroError, ev: &ChangeEvent, what: &str) -> RunError {
     }
 }
 
-/// The relay's clock, ns since the Unix epoch.
+/// Pins the relay's clock, i.e. the processing time written in records (`ts_ms`, `ts_us`,
+/// `ts_ns` of the envelope, heartbeats, messages), to this many ns since the Unix epoch. Only for
+/// comparing two runs byte for byte (the discarding sink's checksum against a broker run's):
+/// with it, two runs over the same WAL write identical records.
+pub const FIXED_CLOCK_ENV: &str = "WALRELAY_FIXED_CLOCK_NS";
+
+/// The relay's clock, ns since the Unix epoch ([`FIXED_CLOCK_ENV`] when set).
 fn now_ns() -> i64 {
+    static FIXED: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    let fixed = FIXED.get_or_init(|| {
+        let value = std::env::var(FIXED_CLOCK_ENV).ok()?;
+        match value.trim().parse() {
+            Ok(ns) => {
+                tracing::warn!(
+                    ns,
+                    "{FIXED_CLOCK_ENV} is set: records carry a fixed processing time"
+                );
+                Some(ns)
+            }
+            Err(_) => {
+                tracing::warn!(%value, "{FIXED_CLOCK_ENV} is not a number of ns; ignored");
+                None
+            }
+        }
+    });
+    if let Some(ns) = fixed {
+        return *ns;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -708,7 +774,20 @@ impl RelaySettings {
             .url
             .parse()
             .with_context(|| "source.postgres.url is not a valid PostgreSQL connection URL")?;
-        let kafka = &cfg.sink.kafka;
+        let sink = match &cfg.sink.kafka {
+            Some(kafka) => SinkSettings::Kafka(KafkaSettings {
+                brokers: kafka.brokers.clone(),
+                properties: kafka.properties.clone(),
+                topics: crate::sink::kafka::TopicSettings {
+                    partitions: kafka.topics.partitions as i32,
+                    replication_factor: kafka.topics.replication_factor as i32,
+                    cleanup_policy: kafka.topics.cleanup_policy.as_kafka_str().to_string(),
+                    config: kafka.topics.config.clone(),
+                },
+            }),
+            // Validation guarantees exactly one of `kafka` and `null`.
+            None => SinkSettings::Null,
+        };
         Ok(RelaySettings {
             source: SourceSettings {
                 pg: pg_config,
@@ -733,16 +812,7 @@ impl RelaySettings {
                 heartbeat_interval: (cfg.heartbeat_interval_ms > 0)
                     .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
             },
-            kafka: KafkaSettings {
-                brokers: kafka.brokers.clone(),
-                properties: kafka.properties.clone(),
-                topics: crate::sink::kafka::TopicSettings {
-                    partitions: kafka.topics.partitions as i32,
-                    replication_factor: kafka.topics.replication_factor as i32,
-                    cleanup_policy: kafka.topics.cleanup_policy.as_kafka_str().to_string(),
-                    config: kafka.topics.config.clone(),
-                },
-            },
+            sink,
             topic_prefix: cfg.topic_prefix.clone(),
             tombstones_on_delete: cfg.tombstones_on_delete,
             format: cfg.format.clone(),

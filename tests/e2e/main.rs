@@ -11,6 +11,7 @@ mod cross_client;
 mod declarative;
 mod delivery;
 mod languages;
+mod null_sink;
 mod plugin_cli;
 mod plugins;
 mod record_kinds;

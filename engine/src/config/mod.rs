@@ -355,12 +355,34 @@ pub enum SnapshotMode {
     Always,
 }
 
-/// `sink:`: where the events go.
+/// `sink:`: where the events go. Exactly one of `kafka` and `null`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sink {
     /// Apache Kafka (or a compatible broker), in Debezium's JSON format.
-    pub kafka: KafkaSink,
+    #[serde(default)]
+    pub kafka: Option<KafkaSink>,
+    /// The discarding sink, for benchmarks and tests: `null: {}` (or `null:` with no value).
+    /// Every record is still encoded, key and value, then counted and dropped, and acknowledged
+    /// at once, so positions are confirmed to PostgreSQL as after a broker's acknowledgement.
+    /// The relay logs the count and a checksum of the records (`sink tally`, every 10 s and at
+    /// exit); a run to `kafka` logs the same figures for what it produced. The checksum is
+    /// defined in [`crate::sink::Tally`].
+    #[serde(default, deserialize_with = "null_sink")]
+    pub null: Option<NullSink>,
+}
+
+/// `sink.null:`: no settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullSink {}
+
+/// `null:` present, with `{}` or no value at all, is the discarding sink; absent is `None`
+/// (through `#[serde(default)]`).
+fn null_sink<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NullSink>, D::Error> {
+    Ok(Some(
+        Option::<NullSink>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 /// `sink.kafka:`.

@@ -80,7 +80,8 @@ fn example_parses_with_defaults() {
     assert_eq!(config.logical_messages, LogicalMessages::default());
     assert!(!config.transaction_metadata);
     assert_eq!(config.heartbeat_interval_ms, 0);
-    let kafka = &config.sink.kafka;
+    let kafka = config.sink.kafka.as_ref().expect("kafka sink");
+    assert_eq!(config.sink.null, None);
     assert_eq!(kafka.brokers, "127.0.0.1:9092");
     assert!(kafka.properties.is_empty());
     assert_eq!(kafka.topics, TopicSettings::default());
@@ -103,7 +104,10 @@ fn example_parses_with_env_injected() {
         config.source.postgres.url,
         "postgres://relay:s3cret@pg.internal:6432/inventory"
     );
-    assert_eq!(config.sink.kafka.brokers, "k1:9092, k2:9093");
+    assert_eq!(
+        config.sink.kafka.as_ref().expect("kafka sink").brokers,
+        "k1:9092, k2:9093"
+    );
     // Debug never shows the password.
     let debug = format!("{config:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
@@ -117,7 +121,10 @@ fn empty_variable_takes_the_default() {
         Ok(config) => config,
         Err(err) => panic!("{err}"),
     };
-    assert_eq!(config.sink.kafka.brokers, "127.0.0.1:9092");
+    assert_eq!(
+        config.sink.kafka.as_ref().expect("kafka sink").brokers,
+        "127.0.0.1:9092"
+    );
 }
 
 #[test]
@@ -136,8 +143,26 @@ fn base_defaults() {
     assert!(!config.transaction_metadata);
     assert_eq!(config.heartbeat_interval_ms, 0);
     assert_eq!(config.source.postgres.snapshot, SnapshotMode::Initial);
-    assert_eq!(config.sink.kafka.topics.partitions, 1);
-    assert_eq!(config.sink.kafka.topics.replication_factor, 1);
+    assert_eq!(
+        config
+            .sink
+            .kafka
+            .as_ref()
+            .expect("kafka sink")
+            .topics
+            .partitions,
+        1
+    );
+    assert_eq!(
+        config
+            .sink
+            .kafka
+            .as_ref()
+            .expect("kafka sink")
+            .topics
+            .replication_factor,
+        1
+    );
 }
 
 #[test]
@@ -215,7 +240,7 @@ fn allowed_kafka_properties_are_stringified() {
          enable.gapless.guarantee: false\n      linger.ms: 5.5\n      compression.type: zstd\n"
     );
     let config = ok(&text);
-    let properties = &config.sink.kafka.properties;
+    let properties = &config.sink.kafka.as_ref().expect("kafka sink").properties;
     assert_eq!(properties["acks"], "-1");
     assert_eq!(properties["request.required.acks"], "all");
     assert_eq!(properties["enable.idempotence"], "true");
@@ -227,6 +252,7 @@ fn allowed_kafka_properties_are_stringified() {
         ok(&with_property("partitioner", "murmur2"))
             .sink
             .kafka
+            .expect("kafka sink")
             .properties["partitioner"],
         "murmur2"
     );
@@ -289,7 +315,13 @@ fn bad_enum_values() {
         "{BASE}    topics: {{cleanup_policy: \"compact,delete\"}}\n"
     ));
     assert_eq!(
-        config.sink.kafka.topics.cleanup_policy,
+        config
+            .sink
+            .kafka
+            .as_ref()
+            .expect("kafka sink")
+            .topics
+            .cleanup_policy,
         CleanupPolicy::CompactDelete
     );
 }
@@ -406,9 +438,15 @@ fn dollars() {
         config.source.postgres.url,
         "postgres://u:pa$w$rd@db/inventory$"
     );
-    assert_eq!(config.sink.kafka.brokers, "kafka:9092");
+    assert_eq!(
+        config.sink.kafka.as_ref().expect("kafka sink").brokers,
+        "kafka:9092"
+    );
     let config = ok(&BASE.replace("kafka:9092", "\"$${LITERAL}:9092\""));
-    assert_eq!(config.sink.kafka.brokers, "${LITERAL}:9092");
+    assert_eq!(
+        config.sink.kafka.as_ref().expect("kafka sink").brokers,
+        "${LITERAL}:9092"
+    );
 }
 
 #[test]
@@ -988,5 +1026,50 @@ fn avro_format_problems() {
     assert!(
         e.contains("t.yaml:12:") && e.contains("only applies to `type: avro`"),
         "{e}"
+    );
+}
+
+/// BASE with the sink replaced by `sink_yaml` (starting at line 8).
+fn with_sink(sink_yaml: &str) -> String {
+    BASE.replace("sink:\n  kafka:\n    brokers: kafka:9092\n", sink_yaml)
+}
+
+#[test]
+fn null_sink_parses_in_both_shapes() {
+    for shape in [
+        "sink:\n  null: {}\n",
+        "sink:\n  null:\n",
+        "sink: { null: {} }\n",
+    ] {
+        let config = ok(&with_sink(shape));
+        assert_eq!(config.sink.null, Some(NullSink {}), "{shape}");
+        assert_eq!(config.sink.kafka, None, "{shape}");
+    }
+    // The Kafka shape is unchanged.
+    let config = ok(BASE);
+    assert_eq!(config.sink.null, None);
+    assert_eq!(config.sink.kafka.expect("kafka sink").brokers, "kafka:9092");
+}
+
+#[test]
+fn null_sink_errors_name_file_line_and_column() {
+    assert_eq!(
+        err(&with_sink("sink:\n  null:\n    brokers: kafka:9092\n")),
+        "t.yaml:10:5: sink.null.brokers: unknown field `brokers`, there are no fields"
+    );
+    assert_eq!(
+        err(&with_sink(
+            "sink:\n  kafka:\n    brokers: kafka:9092\n  null: {}\n"
+        )),
+        "t.yaml:11:3: sink.null: `kafka` and `null` are both set: expected exactly one sink \
+         (remove one of them)"
+    );
+    assert_eq!(
+        err(&with_sink("sink: {}\n")),
+        "t.yaml:8:1: sink: no sink: expected exactly one of `kafka: {brokers: …}` or `null: {}`"
+    );
+    assert_eq!(
+        err(&with_sink("sink:\n  discard: {}\n")),
+        "t.yaml:9:3: sink.discard: unknown field `discard`, expected `kafka` or `null`"
     );
 }

@@ -124,7 +124,18 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
 
     check_record_kinds(config, p);
     check_format(&config.format, p);
-    check_kafka(&config.sink.kafka, p);
+    match (&config.sink.kafka, &config.sink.null) {
+        (Some(kafka), None) => check_kafka(kafka, p),
+        (None, Some(_)) => {}
+        (Some(_), Some(_)) => p.add(
+            "sink.null",
+            "`kafka` and `null` are both set: expected exactly one sink (remove one of them)",
+        ),
+        (None, None) => p.add(
+            "sink",
+            "no sink: expected exactly one of `kafka: {brokers: …}` or `null: {}`",
+        ),
+    }
     check_plugin_policy(&config.plugin_policy, p);
 
     let tables: HashSet<TableName> = config.source.postgres.tables.iter().cloned().collect();
@@ -187,7 +198,7 @@ fn check_format(format: &super::Format, p: &mut Problems) {
             if !format.schemas {
                 p.add(
                     "format.schemas",
-                    "only applies to `type: json`: Avro records always reference their schema                      (remove format.schemas)",
+                    "only applies to `type: json`: Avro records always reference their schema (remove format.schemas)",
                 );
             }
         }

@@ -1,2 +1,231 @@
-//! Where encoded records go.
+//! Where encoded records go: a Kafka broker ([`kafka`]) or nowhere (the discarding sink, for
+//! measuring the relay without a broker), and the [`Tally`] of what was handed to either.
 pub mod kafka;
+
+use kafka::{Delivery, KafkaSettings, KafkaSink, SinkError};
+
+/// Which sink a run writes to (`sink:` in the configuration).
+#[derive(Debug, Clone)]
+pub enum SinkSettings {
+    Kafka(KafkaSettings),
+    /// `sink: { null: {} }`: every record is still encoded, key and value, and counted in the
+    /// [`Tally`], then dropped and acknowledged at once, so positions are confirmed to PostgreSQL
+    /// as they would be after a broker's acknowledgement. For benchmarks and tests.
+    Null,
+}
+
+/// An open sink.
+pub enum Sink {
+    Kafka(Box<KafkaSink>),
+    Null,
+}
+
+/// What became of a record handed to [`Sink::send`].
+pub enum Sent {
+    /// Queued: acknowledged when the future resolves.
+    Queued(Delivery),
+    /// Acknowledged already (the discarding sink).
+    Done,
+    /// The producer's queue is full: wait for acknowledgements and hand it again.
+    Full,
+}
+
+impl Sink {
+    pub fn open(settings: &SinkSettings) -> Result<Sink, SinkError> {
+        Ok(match settings {
+            SinkSettings::Kafka(k) => Sink::Kafka(Box::new(KafkaSink::new(k)?)),
+            SinkSettings::Null => Sink::Null,
+        })
+    }
+
+    /// The sink's name in logs: `kafka` or `null`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Kafka(_) => "kafka",
+            Sink::Null => "null",
+        }
+    }
+
+    /// Creates `topic` where the sink has topics (once per topic per run).
+    pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.ensure_topic(topic).await,
+            Sink::Null => Ok(()),
+        }
+    }
+
+    /// Hands over one record.
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[crate::event::Header],
+    ) -> Result<Sent, SinkError> {
+        match self {
+            Sink::Kafka(k) => Ok(match k.send(topic, key, value, headers)? {
+                Some(delivery) => Sent::Queued(delivery),
+                None => Sent::Full,
+            }),
+            Sink::Null => Ok(Sent::Done),
+        }
+    }
+}
+
+/// A running count and checksum of the records the relay handed to its sink, the same for every
+/// sink, so that a run to the discarding sink and a run to the broker can be compared.
+///
+/// # The checksum (`sum64`)
+/// Each record's hash `h(record)` is computed over its topic, key and value, in that order, by
+/// folding 64-bit words into a state that starts at `0xcbf29ce484222325`:
+///
+/// ```text
+/// mix(h, w)   = g ^ (g >> 32)  where g = (h ^ w) * 0x100000001b3   (mod 2^64)
+/// field(h, b) = absent:  mix(h, 0xffffffffffffffff)
+///               present: mix(h, len(b)), then mix(h, w) for each 8-byte chunk of b read as a
+///                        little-endian u64, the last chunk padded with zero bytes
+/// h(record)   = field(field(field(0xcbf29ce484222325, topic), key), value)
+/// checksum    = the sum of h(record) over all records, mod 2^64
+/// ```
+///
+/// A sum makes the checksum independent of the order of records, so a reader of the broker's
+/// topics computes the same value whatever the partitions and topics it reads first. Headers are
+/// not included. A tombstone is a record with an absent value. `tests/e2e/null_sink.rs` computes
+/// it independently from the records read back from the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Records handed to the sink (tombstones included).
+    pub records: u64,
+    /// Of them, tombstones (records with no value).
+    pub tombstones: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+    /// The `sum64` checksum (see above).
+    pub checksum: u64,
+}
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    let g = (h ^ w).wrapping_mul(PRIME);
+    g ^ (g >> 32)
+}
+
+#[inline]
+fn field(mut h: u64, bytes: Option<&[u8]>) -> u64 {
+    let Some(bytes) = bytes else {
+        return mix(h, u64::MAX);
+    };
+    h = mix(h, bytes.len() as u64);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    h
+}
+
+/// `h(record)` of the [`Tally`] checksum.
+pub fn record_hash(topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) -> u64 {
+    field(field(field(SEED, Some(topic.as_bytes())), key), value)
+}
+
+impl Tally {
+    /// Counts one record.
+    pub fn add(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+        self.records += 1;
+        if value.is_none() {
+            self.tombstones += 1;
+        }
+        self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
+        self.checksum = self.checksum.wrapping_add(record_hash(topic, key, value));
+    }
+
+    /// The checksum as 16 hexadecimal digits, as logged.
+    pub fn checksum_hex(&self) -> String {
+        format!("{:016x}", self.checksum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_records_tombstones_and_bytes() {
+        let mut t = Tally::default();
+        t.add("p.public.t", Some(b"{\"id\":1}"), Some(b"{\"op\":\"d\"}"));
+        t.add("p.public.t", Some(b"{\"id\":1}"), None);
+        t.add("p.message", None, Some(b"x"));
+        assert_eq!(t.records, 3);
+        assert_eq!(t.tombstones, 1);
+        assert_eq!(t.bytes, 8 + 10 + 8 + 1);
+    }
+
+    #[test]
+    fn checksum_follows_its_definition() {
+        // Computed by hand from the definition: topic "t" (1 byte), key absent, value of 9
+        // bytes (one full word and a padded one).
+        let m = |h: u64, w: u64| {
+            let g = (h ^ w).wrapping_mul(0x100000001b3);
+            g ^ (g >> 32)
+        };
+        let mut h = m(0xcbf29ce484222325, 1);
+        h = m(h, u64::from(b't'));
+        h = m(h, u64::MAX);
+        h = m(h, 9);
+        h = m(h, u64::from_le_bytes(*b"abcdefgh"));
+        h = m(h, u64::from(b'i'));
+        assert_eq!(record_hash("t", None, Some(b"abcdefghi")), h);
+        let mut t = Tally::default();
+        t.add("t", None, Some(b"abcdefghi"));
+        t.add("t", None, Some(b"abcdefghi"));
+        assert_eq!(t.checksum, h.wrapping_mul(2));
+        assert_eq!(t.checksum_hex().len(), 16);
+    }
+
+    #[test]
+    fn checksum_ignores_order_but_not_content() {
+        type Rec<'a> = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>);
+        let recs: [Rec<'_>; 3] = [
+            ("a", Some(b"k1"), Some(b"v1")),
+            ("a", Some(b"k1"), None),
+            ("b", Some(b"k2"), Some(b"v2")),
+        ];
+        let mut forward = Tally::default();
+        recs.iter().for_each(|(t, k, v)| forward.add(t, *k, *v));
+        let mut backward = Tally::default();
+        recs.iter()
+            .rev()
+            .for_each(|(t, k, v)| backward.add(t, *k, *v));
+        assert_eq!(forward, backward);
+
+        // An absent field, an empty one and moved bytes all differ.
+        assert_ne!(
+            record_hash("a", None, None),
+            record_hash("a", Some(b""), None)
+        );
+        assert_ne!(
+            record_hash("a", Some(b"k"), Some(b"v")),
+            record_hash("a", Some(b"kv"), Some(b""))
+        );
+        assert_ne!(
+            record_hash("ab", None, Some(b"v")),
+            record_hash("a", Some(b"b"), Some(b"v"))
+        );
+        // A change in the last byte of a full word changes the hash.
+        assert_ne!(
+            record_hash("t", None, Some(b"abcdefgh")),
+            record_hash("t", None, Some(b"abcdefgi"))
+        );
+    }
+}

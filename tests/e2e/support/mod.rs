@@ -240,6 +240,8 @@ pub struct Relay {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra environment of the relay process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Relay {
@@ -250,24 +252,39 @@ impl Relay {
         std::fs::create_dir_all(&dir).expect("relay dir");
         let config = dir.join("walrelay.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        Self::start_in(dir, config)
+        Self::start_in(dir, config, Vec::new())
+    }
+
+    /// As [`Relay::start`], with extra environment variables for the relay process.
+    pub fn start_with_env(name: &str, yaml: &str, env: &[(&str, &str)]) -> Relay {
+        let dir = std::env::temp_dir().join("walrelay-e2e").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("relay dir");
+        let config = dir.join("walrelay.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_in(dir, config, env)
     }
 
     /// Starts again (after `kill9` or `stop`) with the same directory, state_dir and config.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_relay(&self.config, &self.log);
+        self.child = spawn_relay(&self.config, &self.log, &self.env);
     }
 
-    fn start_in(dir: PathBuf, config: PathBuf) -> Relay {
+    fn start_in(dir: PathBuf, config: PathBuf, env: Vec<(String, String)>) -> Relay {
         let log = dir.join("walrelay.log");
-        let child = spawn_relay(&config, &log);
+        let child = spawn_relay(&config, &log, &env);
         Relay {
             child,
             dir,
             config,
             log,
+            env,
         }
     }
 
@@ -312,7 +329,7 @@ impl Relay {
     }
 }
 
-fn spawn_relay(config: &Path, log: &Path) -> Child {
+fn spawn_relay(config: &Path, log: &Path, env: &[(String, String)]) -> Child {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -323,6 +340,7 @@ fn spawn_relay(config: &Path, log: &Path) -> Child {
         .arg(config)
         .current_dir(config.parent().expect("config dir"))
         .env("WALRELAY_LOG", "info,walrelay=debug")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(log_file.try_clone().expect("log"))
         .stderr(log_file)
         .spawn()
