@@ -185,11 +185,12 @@ fn log_tally(sink: &str, tally: &Tally, when: &str) {
     // The figures are in the message, so that scripts read them whatever the log's colours.
     tracing::info!(
         sink,
-        "sink tally ({when}): records={} tombstones={} bytes={} checksum={}",
+        "sink tally ({when}): records={} tombstones={} bytes={} checksum={} unmapped_values_left_out={}",
         tally.records,
         tally.tombstones,
         tally.bytes,
-        tally.checksum_hex()
+        tally.checksum_hex(),
+        tally.unmapped_values
     );
 }
 
@@ -650,6 +651,10 @@ impl Deliver {
                     };
                     self.produce(&topic, key.as_deref(), Some(&value), &ev.headers)
                         .await?;
+                    let rows = u64::from(ev.before.is_some()) + u64::from(ev.after.is_some());
+                    if let Ok(n) = self.encoder.unmapped_columns(ev) {
+                        self.tally.unmapped_values += n as u64 * rows;
+                    }
                     // A tombstone deletes its key under log compaction; without a key (a table
                     // with neither primary key nor identity index) it could delete nothing, and a
                     // compacted topic would refuse it: none is written.

@@ -370,7 +370,17 @@ async fn golden_type_matrix_json() {
         log.contains("column left out") && log.contains("tv"),
         "one warning for the unmapped column: {log}"
     );
-    relay.stop();
+    assert!(relay.stop().success());
+    // The counter: one tsvector value left out per row written (r, r, c, u's after, d's before).
+    let log = relay.log_text();
+    let tally = log
+        .lines()
+        .rfind(|l| l.contains("sink tally (final)"))
+        .expect("final tally");
+    assert!(
+        tally.contains("unmapped_values_left_out=5"),
+        "five tsvector values left out: {tally}"
+    );
 }
 
 /// `format.schemas: false` writes payloads alone; `unknown_types: text` writes an unmapped

@@ -84,6 +84,14 @@ impl DebeziumJson {
             .clone())
     }
 
+    /// How many of the event's table's columns are left out (`unknown_types: skip`).
+    pub fn unmapped_columns(&mut self, ev: &ChangeEvent) -> Result<usize, EncodeError> {
+        Ok(plan_for(&mut self.tables, &self.opts, ev)?
+            .layout
+            .skipped
+            .len())
+    }
+
     /// The record key: the key columns' struct. `None` when the table has no key columns, and
     /// for truncates.
     pub fn key(&mut self, ev: &ChangeEvent) -> Result<Option<Vec<u8>>, EncodeError> {

@@ -102,6 +102,10 @@ pub struct Tally {
     pub bytes: u64,
     /// The `sum64` checksum (see above).
     pub checksum: u64,
+    /// Column values left out of the records because walrelay has no Debezium mapping for their
+    /// type (`format.unknown_types: skip`): one per unmapped column per row written. Not part
+    /// of the checksum.
+    pub unmapped_values: u64,
 }
 
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
