@@ -56,6 +56,16 @@ fn after_fields(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn after_field(v: &Value, name: &str) -> Value {
+    v["schema"]["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
+        .and_then(|a| a["fields"].as_array())
+        .and_then(|f| f.iter().find(|f| f["field"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn after_field_type(v: &Value, name: &str) -> Option<String> {
     v["schema"]["fields"]
         .as_array()?
@@ -156,6 +166,12 @@ async fn schema_changes_mid_stream_under_load() {
         // ADD COLUMN: the column and its default from the first row after it.
         if past("add") {
             assert_eq!(after["extra"], 7, "{ctx}: extra");
+            // From the catalog, read when the Relation message arrived: the default converges.
+            assert_eq!(
+                after_field(&v, "extra")["default"],
+                7,
+                "{ctx}: extra's default"
+            );
         } else {
             assert!(
                 after.get("extra").is_none(),
