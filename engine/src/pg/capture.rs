@@ -58,6 +58,9 @@ use crate::state::{SnapshotState, StateError, StateStore};
 /// How many items capture gathers before handing a batch to the chain.
 pub const BATCH_SIZE: usize = 512;
 
+/// How often the slot's lag is logged while streaming.
+const SLOT_LAG_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
 /// When the tables are read (op `r`) from the slot's exported snapshot. The snapshot is always
 /// the one a new slot exports, so it is consistent with the stream: nothing read twice, nothing
 /// missed. Its completion is recorded per slot in the state directory once the broker
@@ -662,11 +665,30 @@ impl Streamer {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+        // The slot's lag (the server's WAL end from its keepalives minus the acknowledged
+        // position), logged so a growing backlog is visible.
+        let mut lag = tokio::time::interval_at(
+            tokio::time::Instant::now() + SLOT_LAG_LOG_INTERVAL,
+            SLOT_LAG_LOG_INTERVAL,
+        );
+        lag.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch: Vec<Item> = Vec::with_capacity(BATCH_SIZE);
         'stream: loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                _ = lag.tick() => {
+                    let c = *confirmed.borrow();
+                    if self.last_keepalive > Lsn::ZERO {
+                        tracing::info!(
+                            slot = %settings.slot,
+                            server_wal_end = %self.last_keepalive,
+                            confirmed = %c,
+                            "slot lag: {} bytes",
+                            self.last_keepalive.0.saturating_sub(c.0)
+                        );
+                    }
+                }
                 _ = tick.tick() => {
                     let c = *confirmed.borrow();
                     status.maybe_send(&mut stream, c).await?
