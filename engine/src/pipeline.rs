@@ -458,26 +458,19 @@ impl Deliver {
         let topic = records::transaction_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
         let ts_ms = b.commit_ts_us.div_euclid(1000);
-        let (key, value) = match self.avro.as_mut() {
-            Some(avro) => {
-                avro.record(
-                    &topic,
-                    (
-                        &records::connect::transaction_key_schema(),
-                        &records::connect::transaction_key(&meta.id),
-                    ),
-                    (
-                        &records::connect::transaction_value_schema(),
-                        &records::connect::transaction_value("BEGIN", &meta.id, None, ts_ms),
-                    ),
-                )
-                .await?
-            }
-            None => (
-                records::transaction_key(&meta.id),
-                records::transaction_begin_value(&meta.id, ts_ms),
-            ),
-        };
+        let (key, value) = self
+            .encode_record(
+                &topic,
+                (
+                    &records::connect::transaction_key_schema(),
+                    &records::connect::transaction_key(&meta.id),
+                ),
+                (
+                    &records::connect::transaction_value_schema(),
+                    &records::connect::transaction_value("BEGIN", &meta.id, None, ts_ms),
+                ),
+            )
+            .await?;
         self.tx = Some(meta);
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
@@ -496,32 +489,41 @@ impl Deliver {
         }
         let topic = records::transaction_topic(&self.prefix);
         let ts_ms = b.commit_ts_us.div_euclid(1000);
-        let (key, value) = match self.avro.as_mut() {
-            Some(avro) => {
-                avro.record(
-                    &topic,
-                    (
-                        &records::connect::transaction_key_schema(),
-                        &records::connect::transaction_key(&meta.id),
+        let (key, value) = self
+            .encode_record(
+                &topic,
+                (
+                    &records::connect::transaction_key_schema(),
+                    &records::connect::transaction_key(&meta.id),
+                ),
+                (
+                    &records::connect::transaction_value_schema(),
+                    &records::connect::transaction_value(
+                        "END",
+                        &meta.id,
+                        Some((meta.total, &meta.collections)),
+                        ts_ms,
                     ),
-                    (
-                        &records::connect::transaction_value_schema(),
-                        &records::connect::transaction_value(
-                            "END",
-                            &meta.id,
-                            Some((meta.total, &meta.collections)),
-                            ts_ms,
-                        ),
-                    ),
-                )
-                .await?
-            }
-            None => (
-                records::transaction_key(&meta.id),
-                records::transaction_end_value(&meta.id, meta.total, &meta.collections, ts_ms),
-            ),
-        };
+                ),
+            )
+            .await?;
         self.produce(&topic, Some(&key), Some(&value), &[]).await
+    }
+
+    /// Encodes a record given as Connect data (key and value) in the configured format.
+    async fn encode_record(
+        &mut self,
+        topic: &str,
+        key: (&Schema, &Datum<'_>),
+        value: (&Schema, &Datum<'_>),
+    ) -> Result<(Vec<u8>, Vec<u8>), RunError> {
+        match self.avro.as_mut() {
+            Some(avro) => Ok(avro.record(topic, key, value).await?),
+            None => Ok((
+                self.encoder.record(key.0, key.1),
+                self.encoder.record(value.0, value.1),
+            )),
+        }
     }
 
     async fn on_message(&mut self, m: &LogicalMessage) -> Result<(), RunError> {
@@ -539,26 +541,20 @@ impl Deliver {
         let topic = records::message_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
         let now_ms = now_ns().div_euclid(1_000_000);
-        let (key, value) = match self.avro.as_mut() {
-            Some(avro) => {
-                let record = avro.options().record.clone();
-                let key_schema: Schema = records::connect::message_key_schema();
-                let key: Datum<'_> = records::connect::message_key(&m.prefix);
-                avro.record(
-                    &topic,
-                    (&key_schema, &key),
-                    (
-                        &records::connect::message_value_schema(),
-                        &records::connect::message_value(&record, m, block.as_ref(), now_ms),
-                    ),
-                )
-                .await?
-            }
-            None => (
-                records::message_key(&m.prefix),
-                records::message_value(self.encoder.options(), m, block.as_ref(), now_ms),
-            ),
-        };
+        let record = self.encoder.options().record.clone();
+        let (key, value) = self
+            .encode_record(
+                &topic,
+                (
+                    &records::connect::message_key_schema(),
+                    &records::connect::message_key(&m.prefix),
+                ),
+                (
+                    &records::connect::message_value_schema(),
+                    &records::connect::message_value(&record, m, block.as_ref(), now_ms),
+                ),
+            )
+            .await?;
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 
@@ -566,26 +562,20 @@ impl Deliver {
         let topic = records::heartbeat_topic(&self.prefix);
         self.sink.ensure_topic(&topic).await?;
         let ts_ms = now_ns().div_euclid(1_000_000);
-        let (key, value) = match self.avro.as_mut() {
-            Some(avro) => {
-                avro.record(
-                    &topic,
-                    (
-                        &records::connect::heartbeat_key_schema(),
-                        &records::connect::heartbeat_key(&self.prefix),
-                    ),
-                    (
-                        &records::connect::heartbeat_value_schema(),
-                        &records::connect::heartbeat_value(ts_ms),
-                    ),
-                )
-                .await?
-            }
-            None => (
-                records::heartbeat_key(&self.prefix),
-                records::heartbeat_value(ts_ms),
-            ),
-        };
+        let prefix = self.prefix.clone();
+        let (key, value) = self
+            .encode_record(
+                &topic,
+                (
+                    &records::connect::heartbeat_key_schema(),
+                    &records::connect::heartbeat_key(&prefix),
+                ),
+                (
+                    &records::connect::heartbeat_value_schema(),
+                    &records::connect::heartbeat_value(ts_ms),
+                ),
+            )
+            .await?;
         self.produce(&topic, Some(&key), Some(&value), &[]).await
     }
 

@@ -84,6 +84,22 @@ impl DebeziumJson {
             .clone())
     }
 
+    /// A record given as Connect data (logical decoding messages, transaction metadata,
+    /// heartbeats: see [`super::records::connect`]), with its schema unless `schemas: false`.
+    pub fn record(&self, schema: &Schema, d: &Datum<'_>) -> Vec<u8> {
+        let mut out = String::with_capacity(512);
+        if self.opts.schemas {
+            out.push_str("{\"schema\":");
+            write_schema(&mut out, schema, None);
+            out.push_str(",\"payload\":");
+        }
+        write_value(&mut out, schema, d);
+        if self.opts.schemas {
+            out.push('}');
+        }
+        out.into_bytes()
+    }
+
     /// How many of the event's table's columns are left out (`unknown_types: skip`).
     pub fn unmapped_columns(&mut self, ev: &ChangeEvent) -> Result<usize, EncodeError> {
         Ok(plan_for(&mut self.tables, &self.opts, ev)?

@@ -1,6 +1,6 @@
-//! The records Debezium's PostgreSQL connector writes besides row changes, in the same
-//! `JsonConverter` layout as [`super::json`] (`{"schema":…,"payload":…}`, compact, Connect's key
-//! order: reference section 3).
+//! The records Debezium's PostgreSQL connector writes besides row changes, as Connect data
+//! ([`connect`]) that each format writes: JSON in the `JsonConverter` layout of
+//! [`super::json`] (reference section 3), Avro as Confluent's `AvroConverter` would.
 //!
 //! | record | topic | key | value |
 //! |---|---|---|---|
@@ -42,12 +42,7 @@
 //!   its default `SimpleHeaderConverter`, i.e. `Values.convertToString`: `{"pk":2}`. walrelay
 //!   writes the key's JSON payload, which is that text for integer, string and uuid keys
 //!   (Connect would print a decimal key column as a number where the payload has base64).
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-
-use super::envelope::{source_schema, transaction_schema};
-use super::json::{push_i64, write_json_str, write_schema, JsonOptions};
-use crate::event::{LogicalMessage, Source};
+use super::json::{push_i64, write_json_str};
 
 /// Header on the `d` record of a primary-key change: the new key.
 pub const PK_UPDATE_NEWKEY_HEADER: &str = "__debezium.newkey";
@@ -100,221 +95,8 @@ pub(crate) fn write_transaction_block(out: &mut String, tx: Option<&TransactionB
     }
 }
 
-/// The source block's payload (reference section 2) for a record of no table (`schema` and
-/// `table` are empty strings, as for logical decoding messages).
-fn write_source(out: &mut String, opts: &JsonOptions, schema: &str, table: &str, src: &Source) {
-    out.push_str("{\"version\":");
-    write_json_str(out, &opts.record.connector_version);
-    out.push_str(",\"connector\":\"postgresql\",\"name\":");
-    write_json_str(out, &opts.record.topic_prefix);
-    out.push_str(",\"ts_ms\":");
-    push_i64(out, src.ts_us.div_euclid(1000));
-    out.push_str(",\"snapshot\":\"");
-    out.push_str(src.snapshot.as_str());
-    out.push_str("\",\"db\":");
-    write_json_str(out, &opts.record.database);
-    out.push_str(",\"sequence\":\"[");
-    match src.last_commit_lsn {
-        Some(l) => {
-            out.push_str("\\\"");
-            push_i64(out, l.0 as i64);
-            out.push_str("\\\"");
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\\\"");
-    push_i64(out, src.lsn.0 as i64);
-    out.push_str("\\\"]\",\"ts_us\":");
-    push_i64(out, src.ts_us);
-    out.push_str(",\"ts_ns\":");
-    push_i64(out, src.ts_us.saturating_mul(1000));
-    out.push_str(",\"schema\":");
-    write_json_str(out, schema);
-    out.push_str(",\"table\":");
-    write_json_str(out, table);
-    out.push_str(",\"txId\":");
-    match src.tx_id {
-        Some(x) => push_i64(out, x),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"lsn\":");
-    push_i64(out, src.lsn.0 as i64);
-    out.push_str(",\"xmin\":null}");
-}
-
-const MESSAGE_KEY_SCHEMA: &str = concat!(
-    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}],",
-    "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
-);
-
-const MESSAGE_BLOCK_SCHEMA: &str = concat!(
-    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},",
-    "{\"type\":\"bytes\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,",
-    "\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}"
-);
-
-/// The key of a logical decoding message: `{prefix}`.
-pub fn message_key(prefix: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(MESSAGE_KEY_SCHEMA.len() + prefix.len() + 32);
-    out.push_str("{\"schema\":");
-    out.push_str(MESSAGE_KEY_SCHEMA);
-    out.push_str(",\"payload\":{\"prefix\":");
-    write_json_str(&mut out, prefix);
-    out.push_str("}}");
-    out.into_bytes()
-}
-
-/// The value of a logical decoding message: `op` `m`, `ts_ms` = `now_ms` (the relay's clock),
-/// `source`, `transaction` (`tx`), `message{prefix, content}` with the content in base64.
-pub fn message_value(
-    opts: &JsonOptions,
-    msg: &LogicalMessage,
-    tx: Option<&TransactionBlock<'_>>,
-    now_ms: i64,
-) -> Vec<u8> {
-    let mut out = String::with_capacity(2048 + msg.prefix.len() + msg.content.len() * 4 / 3);
-    out.push_str(
-        "{\"schema\":{\"type\":\"struct\",\"fields\":[\
-         {\"type\":\"string\",\"optional\":false,\"field\":\"op\"},\
-         {\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
-    );
-    write_schema(&mut out, &source_schema(), Some("source"));
-    out.push(',');
-    write_schema(&mut out, &transaction_schema(), Some("transaction"));
-    out.push(',');
-    out.push_str(MESSAGE_BLOCK_SCHEMA);
-    out.push_str(
-        "],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageValue\",\
-         \"version\":1},\"payload\":{\"op\":\"m\",\"ts_ms\":",
-    );
-    push_i64(&mut out, now_ms);
-    out.push_str(",\"source\":");
-    write_source(&mut out, opts, "", "", &msg.source);
-    out.push_str(",\"transaction\":");
-    write_transaction_block(&mut out, tx);
-    out.push_str(",\"message\":{\"prefix\":");
-    write_json_str(&mut out, &msg.prefix);
-    out.push_str(",\"content\":\"");
-    BASE64.encode_string(&msg.content, &mut out);
-    out.push_str("\"}}}");
-    out.into_bytes()
-}
-
-const TRANSACTION_KEY_SCHEMA: &str = concat!(
-    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"id\"}],",
-    "\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataKey\",\"version\":1}"
-);
-
-const TRANSACTION_VALUE_SCHEMA: &str = concat!(
-    "{\"type\":\"struct\",\"fields\":[",
-    "{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},",
-    "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},",
-    "{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"},",
-    "{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[",
-    "{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"},",
-    "{\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}],",
-    "\"optional\":true,\"name\":\"event.collection\",\"version\":1},\"optional\":true,\"field\":\"data_collections\"},",
-    "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}",
-    "],\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataValue\",\"version\":1}"
-);
-
-/// The key of a transaction metadata record: `{id}`.
-pub fn transaction_key(id: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(TRANSACTION_KEY_SCHEMA.len() + id.len() + 32);
-    out.push_str("{\"schema\":");
-    out.push_str(TRANSACTION_KEY_SCHEMA);
-    out.push_str(",\"payload\":{\"id\":");
-    write_json_str(&mut out, id);
-    out.push_str("}}");
-    out.into_bytes()
-}
-
-/// A BEGIN record's value: `event_count` and `data_collections` null; `ts_ms` is the
-/// transaction's commit time (what pgoutput's BEGIN carries).
-pub fn transaction_begin_value(id: &str, ts_ms: i64) -> Vec<u8> {
-    transaction_value("BEGIN", id, None, ts_ms)
-}
-
-/// An END record's value: the number of events emitted for the transaction and, per data
-/// collection (`schema.table`, in order of first appearance), its count.
-pub fn transaction_end_value(
-    id: &str,
-    event_count: u64,
-    collections: &[(String, u64)],
-    ts_ms: i64,
-) -> Vec<u8> {
-    transaction_value("END", id, Some((event_count, collections)), ts_ms)
-}
-
-fn transaction_value(
-    status: &str,
-    id: &str,
-    counts: Option<(u64, &[(String, u64)])>,
-    ts_ms: i64,
-) -> Vec<u8> {
-    let mut out = String::with_capacity(TRANSACTION_VALUE_SCHEMA.len() + 160);
-    out.push_str("{\"schema\":");
-    out.push_str(TRANSACTION_VALUE_SCHEMA);
-    out.push_str(",\"payload\":{\"status\":");
-    write_json_str(&mut out, status);
-    out.push_str(",\"id\":");
-    write_json_str(&mut out, id);
-    match counts {
-        None => out.push_str(",\"event_count\":null,\"data_collections\":null"),
-        Some((total, collections)) => {
-            out.push_str(",\"event_count\":");
-            push_i64(&mut out, total as i64);
-            out.push_str(",\"data_collections\":[");
-            for (i, (name, count)) in collections.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"data_collection\":");
-                write_json_str(&mut out, name);
-                out.push_str(",\"event_count\":");
-                push_i64(&mut out, *count as i64);
-                out.push('}');
-            }
-            out.push(']');
-        }
-    }
-    out.push_str(",\"ts_ms\":");
-    push_i64(&mut out, ts_ms);
-    out.push_str("}}");
-    out.into_bytes()
-}
-
-/// The key of a heartbeat: `{serverName}` (the topic prefix, Debezium's logical name).
-pub fn heartbeat_key(server_name: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(200 + server_name.len());
-    out.push_str(
-        "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\
-         \"field\":\"serverName\"}],\"optional\":false,\
-         \"name\":\"io.debezium.connector.common.ServerNameKey\",\"version\":1},\
-         \"payload\":{\"serverName\":",
-    );
-    write_json_str(&mut out, server_name);
-    out.push_str("}}");
-    out.into_bytes()
-}
-
-/// The value of a heartbeat: `{ts_ms}`, the relay's clock.
-pub fn heartbeat_value(ts_ms: i64) -> Vec<u8> {
-    let mut out = String::with_capacity(200);
-    out.push_str(
-        "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\",\"optional\":false,\
-         \"field\":\"ts_ms\"}],\"optional\":false,\
-         \"name\":\"io.debezium.connector.common.Heartbeat\",\"version\":1},\
-         \"payload\":{\"ts_ms\":",
-    );
-    push_i64(&mut out, ts_ms);
-    out.push_str("}}");
-    out.into_bytes()
-}
-
-/// The same records as Connect data, for the formats that write Connect data themselves (Avro).
-/// Each `*_schema` is the schema the JSON functions above write; the unit tests check that
-/// rendering these with the `JsonConverter` gives the JSON records byte for byte.
+/// The records as Connect data, which each format writes (JSON through
+/// [`DebeziumJson::record`](super::json::DebeziumJson::record), Avro through its encoder).
 pub mod connect {
     use std::borrow::Cow;
 
@@ -513,25 +295,15 @@ pub mod connect {
 
 pub use connect::transaction_block_datum;
 
-/// The payload part of an encoded key (`{"schema":…,"payload":P}` → `P`): the text of a
-/// primary-key-change header. `None` if `key` is not such a record.
-///
-/// The first `,"payload":` is the top-level one: inside the schema, a `"` within a string is
-/// escaped, and no schema member is named `payload`.
-pub fn key_payload(key: &[u8]) -> Option<&[u8]> {
-    const MARK: &[u8] = b",\"payload\":";
-    let at = key.windows(MARK.len()).position(|w| w == MARK)?;
-    let rest = &key[at + MARK.len()..];
-    rest.strip_suffix(b"}")
-}
-
 #[cfg(test)]
 mod tests {
     //! Expected texts are typed from the Debezium schema definitions named in the module docs
     //! (in reference section 3's key order) and from `/work/shared/reference/debezium-format.md`,
     //! never from this encoder's output.
     use super::*;
-    use crate::event::{Lsn, SnapshotMarker};
+    use crate::encode::connect::{Datum, Schema};
+    use crate::encode::json::{DebeziumJson, JsonOptions};
+    use crate::event::{LogicalMessage, Lsn, SnapshotMarker, Source};
 
     fn opts() -> JsonOptions {
         JsonOptions {
@@ -674,85 +446,72 @@ mod tests {
         assert_eq!(transaction_topic("pg"), "pg.transaction");
     }
 
-    fn rendered(
-        schema: &crate::encode::connect::Schema,
-        d: &crate::encode::connect::Datum<'_>,
-    ) -> String {
-        let mut out = String::from("{\"schema\":");
-        write_schema(&mut out, schema, None);
-        out.push_str(",\"payload\":");
-        crate::encode::json::write_value(&mut out, schema, d);
-        out.push('}');
-        out
+    // The record functions the tests call: the Connect forms rendered by the JSON encoder.
+    fn render(schema: Schema, d: Datum<'_>) -> Vec<u8> {
+        DebeziumJson::new(opts()).record(&schema, &d)
     }
 
-    /// The Connect forms (what Avro writes) render, through the `JsonConverter`, as the JSON
-    /// records the tests above fix.
-    #[test]
-    fn connect_forms_match_the_json_records() {
-        use super::connect as c;
-        let o = opts();
-        let block = TransactionBlock {
-            id: "772",
-            total_order: 1,
-            data_collection_order: 1,
-        };
-        let m = message(true);
-        assert_eq!(
-            rendered(&c::message_key_schema(), &c::message_key("foo")),
-            text(message_key("foo"))
-        );
-        for tx in [None, Some(&block)] {
-            assert_eq!(
-                rendered(
-                    &c::message_value_schema(),
-                    &c::message_value(&o.record, &m, tx, 1_714_558_531_500)
-                ),
-                text(message_value(&o, &m, tx, 1_714_558_531_500))
-            );
-        }
-        assert_eq!(
-            rendered(&c::transaction_key_schema(), &c::transaction_key("571")),
-            text(transaction_key("571"))
-        );
-        assert_eq!(
-            rendered(
-                &c::transaction_value_schema(),
-                &c::transaction_value("BEGIN", "571", None, 5)
-            ),
-            text(transaction_begin_value("571", 5))
-        );
-        let cols = vec![("s1.a".to_string(), 1), ("s2.a".to_string(), 1)];
-        assert_eq!(
-            rendered(
-                &c::transaction_value_schema(),
-                &c::transaction_value("END", "571", Some((2, &cols)), 6)
-            ),
-            text(transaction_end_value("571", 2, &cols, 6))
-        );
-        assert_eq!(
-            rendered(&c::heartbeat_key_schema(), &c::heartbeat_key("pg")),
-            text(heartbeat_key("pg"))
-        );
-        assert_eq!(
-            rendered(&c::heartbeat_value_schema(), &c::heartbeat_value(7)),
-            text(heartbeat_value(7))
-        );
+    fn message_key(prefix: &str) -> Vec<u8> {
+        render(connect::message_key_schema(), connect::message_key(prefix))
     }
 
-    /// Kafka's `Values.convertToString` of a key struct `{pk: 2}` is `{"pk":2}`
-    /// (RecordsStreamProducerIT reads `pk` 2 from the `__debezium.newkey` header).
+    fn message_value(
+        o: &JsonOptions,
+        m: &LogicalMessage,
+        tx: Option<&TransactionBlock<'_>>,
+        now_ms: i64,
+    ) -> Vec<u8> {
+        render(
+            connect::message_value_schema(),
+            connect::message_value(&o.record, m, tx, now_ms),
+        )
+    }
+
+    fn transaction_key(id: &str) -> Vec<u8> {
+        render(
+            connect::transaction_key_schema(),
+            connect::transaction_key(id),
+        )
+    }
+
+    fn transaction_begin_value(id: &str, ts_ms: i64) -> Vec<u8> {
+        render(
+            connect::transaction_value_schema(),
+            connect::transaction_value("BEGIN", id, None, ts_ms),
+        )
+    }
+
+    fn transaction_end_value(id: &str, n: u64, cols: &[(String, u64)], ts_ms: i64) -> Vec<u8> {
+        render(
+            connect::transaction_value_schema(),
+            connect::transaction_value("END", id, Some((n, cols)), ts_ms),
+        )
+    }
+
+    fn heartbeat_key(server: &str) -> Vec<u8> {
+        render(
+            connect::heartbeat_key_schema(),
+            connect::heartbeat_key(server),
+        )
+    }
+
+    fn heartbeat_value(ts_ms: i64) -> Vec<u8> {
+        render(
+            connect::heartbeat_value_schema(),
+            connect::heartbeat_value(ts_ms),
+        )
+    }
+
+    /// `format.schemas: false` writes these records' payloads alone too.
     #[test]
-    fn key_payload_is_the_header_text() {
-        let key = br#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"default":0,"field":"pk"}],"optional":false,"name":"pg.public.test_table.Key"},"payload":{"pk":2}}"#;
-        assert_eq!(key_payload(key), Some(&br#"{"pk":2}"#[..]));
-        // A column named `payload` does not confuse it.
-        let key = br#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"payload"}],"optional":false,"name":"pg.public.t.Key"},"payload":{"payload":"x,\"payload\":y"}}"#;
-        assert_eq!(
-            key_payload(key),
-            Some(&br#"{"payload":"x,\"payload\":y"}"#[..])
+    fn payload_only_records() {
+        let mut o = opts();
+        o.schemas = false;
+        let out = DebeziumJson::new(o).record(
+            &connect::heartbeat_value_schema(),
+            &connect::heartbeat_value(1_565_787_098_802),
         );
-        assert_eq!(key_payload(b"{}"), None);
+        assert_eq!(text(out), r#"{"ts_ms":1565787098802}"#);
     }
 
     /// The envelope's `transaction` block (reference section 2: `event.block` with `id`,
