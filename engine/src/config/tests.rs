@@ -1111,7 +1111,7 @@ fn selection_patterns_columns_and_publication_modes() {
         ("all_tables", PublicationMode::AllTables),
         ("filtered", PublicationMode::Filtered),
     ] {
-        let text = format!("{BASE}").replace(
+        let text = BASE.replace(
             "    tables: [public.products]\n",
             &format!("    tables: [public.products]\n    publication_mode: {mode}\n"),
         );

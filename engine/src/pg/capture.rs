@@ -1361,7 +1361,10 @@ mod tests {
             include: vec![format!("public.t.{key}")],
             exclude: vec![],
         };
-        assert_eq!(names(&include.apply(t.clone()).unwrap().0), [key.clone()]);
+        assert_eq!(
+            names(&include.apply(t.clone()).unwrap().0),
+            std::slice::from_ref(&key)
+        );
         assert!(include.keeps("public", "u", "anything"));
         // A key column left out is refused, naming it.
         let bad = ColumnFilter {

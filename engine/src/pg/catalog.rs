@@ -218,7 +218,7 @@ pub async fn resolve_tables(
             parent: r.get(3),
         })
         .collect();
-    Ok(select(&candidates, include, exclude)?)
+    select(&candidates, include, exclude)
 }
 
 fn split(pattern: &str) -> (&str, &str) {
