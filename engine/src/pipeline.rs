@@ -789,6 +789,22 @@ impl RelaySettings {
                 slot: pg.slot.clone(),
                 publication: pg.publication.clone(),
                 tables: pg.tables.iter().map(|t| t.to_string()).collect(),
+                exclude_tables: pg.exclude_tables.iter().map(|t| t.to_string()).collect(),
+                columns: crate::pg::capture::ColumnFilter {
+                    include: pg.columns.include.clone(),
+                    exclude: pg.columns.exclude.clone(),
+                },
+                publication_mode: match pg.publication_mode {
+                    crate::config::PublicationMode::AllTables => {
+                        crate::pg::catalog::PublicationMode::AllTables
+                    }
+                    crate::config::PublicationMode::Filtered => {
+                        crate::pg::catalog::PublicationMode::Filtered
+                    }
+                    crate::config::PublicationMode::Disabled => {
+                        crate::pg::catalog::PublicationMode::Disabled
+                    }
+                },
                 snapshot: match pg.snapshot {
                     Cfg::Initial => SnapshotMode::Initial,
                     Cfg::Never => SnapshotMode::Never,

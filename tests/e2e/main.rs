@@ -16,6 +16,7 @@ mod plugin_cli;
 mod plugins;
 mod record_kinds;
 mod registry;
+mod selection;
 mod shipped;
 mod tooling;
 mod types;

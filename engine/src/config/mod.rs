@@ -20,6 +20,7 @@
 //!
 //! Every problem names `file:line:column: key.path: what was expected`.
 
+pub mod glob;
 mod interpolate;
 mod locate;
 mod validate;
@@ -280,9 +281,26 @@ pub struct PostgresSource {
     pub publication: String,
     /// The replicated tables, each `schema.table` with unquoted identifiers
     /// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 characters each), matched as
-    /// written (case-sensitive); a bare `table` means `public.table`. Required,
+    /// written (case-sensitive); a bare `table` means `public.table`. Either
+    /// part may hold `*` wildcards (any run of characters, never a `.`):
+    /// `public.*`, `sales.order_*`, `*.audit`. Patterns are resolved against
+    /// the catalog at start (ordinary and partitioned tables outside the system
+    /// schemas; partitions of a selected partitioned table are left to it); a
+    /// pattern matching no table, or an exact name naming none, is an error.
+    /// Tables created later are picked up at the next start. Required,
     /// non-empty, no duplicates.
     pub tables: Vec<TableName>,
+    /// Tables left out of those `tables` selects, with the same patterns
+    /// (Debezium's `table.exclude.list`). Optional, default none.
+    #[serde(default)]
+    pub exclude_tables: Vec<TableName>,
+    /// Which columns events carry. Optional, default all.
+    #[serde(default)]
+    pub columns: ColumnSelection,
+    /// Whether and how walrelay creates the publication. Optional, default
+    /// `filtered`.
+    #[serde(default)]
+    pub publication_mode: PublicationMode,
     /// What happens when the slot has never completed a snapshot. Optional,
     /// default `initial`.
     #[serde(default)]
@@ -300,6 +318,9 @@ impl fmt::Debug for PostgresSource {
             .field("slot", &self.slot)
             .field("publication", &self.publication)
             .field("tables", &self.tables)
+            .field("exclude_tables", &self.exclude_tables)
+            .field("columns", &self.columns)
+            .field("publication_mode", &self.publication_mode)
             .field("snapshot", &self.snapshot)
             .field("status_interval_ms", &self.status_interval_ms)
             .finish()
@@ -336,6 +357,50 @@ impl<'de> Deserialize<'de> for TableName {
             },
         })
     }
+}
+
+impl TableName {
+    /// Whether either part holds a `*` wildcard.
+    pub fn is_pattern(&self) -> bool {
+        glob::is_pattern(&self.schema) || glob::is_pattern(&self.table)
+    }
+
+    /// Whether the table `schema.table` matches this name or pattern.
+    pub fn matches(&self, schema: &str, table: &str) -> bool {
+        glob::matches(&self.schema, schema) && glob::matches(&self.table, table)
+    }
+}
+
+/// `source.postgres.columns:`: the columns events carry, as Debezium's `column.include.list` /
+/// `column.exclude.list` (which take regular expressions). Each pattern is
+/// `schema.table.column`, each part with optional `*` wildcards. Left-out columns vanish from
+/// events entirely (schema and payload, snapshot and streaming) before plugins and encoders see
+/// them. A key column cannot be left out (the relay refuses to start): the key would change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSelection {
+    /// Only these columns, in the tables these patterns name (by their `schema.table` parts);
+    /// tables no pattern names keep every column. Optional; not together with `exclude`.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Every column but these. Optional; not together with `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// `source.postgres.publication_mode`, as Debezium's `publication.autocreate.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicationMode {
+    /// Create the publication `FOR ALL TABLES` when missing (needs superuser); changes of
+    /// tables that are not selected are ignored.
+    AllTables,
+    /// Create the publication `FOR TABLE` the selected tables when missing, and add the
+    /// selected tables it lacks.
+    #[default]
+    Filtered,
+    /// Never create or alter the publication: it must exist and publish every selected table.
+    Disabled,
 }
 
 /// `source.postgres.snapshot`.

@@ -464,7 +464,7 @@ fn columns_after_a_substitution_are_those_of_the_file() {
         err(&text),
         "t.yaml:6:34: source.postgres.tables[1]: `public.bad-name` is not a valid table: expected \
          `schema.table` (or a bare `table` in public), each an unquoted identifier \
-         [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters"
+         [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters, in which `*` matches any characters"
     );
     // A syntax error after a substitution.
     let text = BASE.replace(
@@ -652,7 +652,7 @@ fn plugin_rules() {
     assert_eq!(
         err(&with_plugin(&extra)),
         "\
-t.yaml:16:16: plugins[0].scope.tables[0]: `public.orders` is not one of source.postgres.tables: the plugin would never see it
+t.yaml:16:16: plugins[0].scope.tables[0]: `public.orders` is not selected by source.postgres.tables and exclude_tables: the plugin would never see it
 t.yaml:16:34: plugins[0].scope.tables[2]: `public.products` is listed twice
 t.yaml:17:16: plugins[0].scope.ops[1]: `d` is listed twice
 t.yaml:18:14: plugins[0].limits.memory_mb: 8192 is out of range: expected 1 to 4096
@@ -686,7 +686,7 @@ fn table_name_normalization() {
         err(&text),
         "\
 t.yaml:8:9: source.postgres.tables[1]: `public.products` is listed twice (also source.postgres.tables[0])
-t.yaml:9:9: source.postgres.tables[2]: `a.b.c` is not a valid table: expected `schema.table` (or a bare `table` in public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters"
+t.yaml:9:9: source.postgres.tables[2]: `a.b.c` is not a valid table: expected `schema.table` (or a bare `table` in public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters, in which `*` matches any characters"
     );
 
     assert_eq!(
@@ -1071,5 +1071,97 @@ fn null_sink_errors_name_file_line_and_column() {
     assert_eq!(
         err(&with_sink("sink:\n  discard: {}\n")),
         "t.yaml:9:3: sink.discard: unknown field `discard`, expected `kafka` or `null`"
+    );
+}
+
+#[test]
+fn selection_defaults_keep_the_plain_list() {
+    let pg = ok(BASE).source.postgres;
+    assert!(pg.exclude_tables.is_empty());
+    assert_eq!(pg.columns, ColumnSelection::default());
+    assert_eq!(pg.publication_mode, PublicationMode::Filtered);
+    assert!(!pg.tables[0].is_pattern());
+}
+
+#[test]
+fn selection_patterns_columns_and_publication_modes() {
+    let text = BASE.replace(
+        "    tables: [public.products]\n",
+        "    tables: [public.*, sales.order_*, '*.audit']
+    exclude_tables: [public.tmp_*]
+    columns:
+      exclude: [public.users.password, '*.*.secret_*']
+    publication_mode: disabled
+",
+    );
+    let pg = ok(&text).source.postgres;
+    let tables: Vec<String> = pg.tables.iter().map(ToString::to_string).collect();
+    assert_eq!(tables, ["public.*", "sales.order_*", "*.audit"]);
+    assert!(pg.tables.iter().all(TableName::is_pattern));
+    assert!(pg.tables[1].matches("sales", "order_lines"));
+    assert!(!pg.tables[1].matches("sales", "orders"));
+    assert!(pg.tables[2].matches("billing", "audit"));
+    assert_eq!(pg.exclude_tables[0].to_string(), "public.tmp_*");
+    assert_eq!(
+        pg.columns.exclude,
+        ["public.users.password", "*.*.secret_*"]
+    );
+    assert_eq!(pg.publication_mode, PublicationMode::Disabled);
+    for (mode, want) in [
+        ("all_tables", PublicationMode::AllTables),
+        ("filtered", PublicationMode::Filtered),
+    ] {
+        let text = BASE.replace(
+            "    tables: [public.products]\n",
+            &format!("    tables: [public.products]\n    publication_mode: {mode}\n"),
+        );
+        assert_eq!(ok(&text).source.postgres.publication_mode, want);
+    }
+    // A plugin may scope a table that a pattern selects, not one an exclusion removes.
+    let sha = "0123456789abcdef".repeat(4);
+    let text = BASE.replace(
+        "    tables: [public.products]\n",
+        "    tables: [public.*]\n    exclude_tables: [public.tmp]\n",
+    ) + &format!(
+        "plugins:\n  - name: p\n    component: p.wasm\n    sha256: {sha}\n    scope:\n      tables: [orders, public.tmp]\n"
+    );
+    assert_eq!(
+        err(&text),
+        "t.yaml:17:24: plugins[0].scope.tables[1]: `public.tmp` is not selected by source.postgres.tables and exclude_tables: the plugin would never see it"
+    );
+}
+
+#[test]
+fn selection_problems_are_placed() {
+    let text = BASE.replace(
+        "    tables: [public.products]\n",
+        "    tables: [public.products, 'pub lic.*']
+    exclude_tables: [a.b.c]
+    columns:
+      include: [public.products.name, products.name]
+      exclude: [public.products.secret]
+    publication_mode: sometimes
+",
+    );
+    assert_eq!(
+        err(&text),
+        "t.yaml:11:23: source.postgres.publication_mode: unknown variant `sometimes`, expected one of `all_tables`, `filtered`, `disabled`"
+    );
+    let text = text.replace("    publication_mode: sometimes\n", "");
+    assert_eq!(
+        err(&text),
+        "\
+t.yaml:6:31: source.postgres.tables[1]: `pub lic.*` is not a valid table: expected `schema.table` (or a bare `table` in public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters, in which `*` matches any characters
+t.yaml:7:22: source.postgres.exclude_tables[0]: `a.b.c` is not a valid table: expected `schema.table` (or a bare `table` in public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters, in which `*` matches any characters
+t.yaml:9:39: source.postgres.columns.include[1]: `products.name` is not a valid column pattern: expected `schema.table.column`, each an unquoted identifier in which `*` matches any characters, like `public.users.password` or `*.*.secret_*`
+t.yaml:10:7: source.postgres.columns.exclude: not allowed together with source.postgres.columns.include: give one of them"
+    );
+    let text = BASE.replace(
+        "    tables: [public.products]\n",
+        "    tables: [public.products]\n    columns: {only: [a.b.c]}\n",
+    );
+    assert_eq!(
+        err(&text),
+        "t.yaml:7:15: source.postgres.columns.only: unknown field `only`, expected `include` or `exclude`"
     );
 }

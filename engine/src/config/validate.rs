@@ -82,7 +82,7 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
             continue;
         }
         let topic_len = config.topic_prefix.len() + table.schema.len() + table.table.len() + 2;
-        if is_topic_name(&config.topic_prefix) && topic_len > MAX_TOPIC_LEN {
+        if is_topic_name(&config.topic_prefix) && !table.is_pattern() && topic_len > MAX_TOPIC_LEN {
             p.add(
                 &path,
                 format!(
@@ -93,6 +93,12 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
             );
         }
     }
+    for (i, table) in pg.exclude_tables.iter().enumerate() {
+        if let Some(message) = table_problem(table) {
+            p.add(format!("source.postgres.exclude_tables[{i}]"), message);
+        }
+    }
+    check_columns(&pg.columns, p);
     if !(100..=3_600_000).contains(&pg.status_interval_ms) {
         p.add(
             "source.postgres.status_interval_ms",
@@ -138,7 +144,10 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
     }
     check_plugin_policy(&config.plugin_policy, p);
 
-    let tables: HashSet<TableName> = config.source.postgres.tables.iter().cloned().collect();
+    let selection = (
+        config.source.postgres.tables.clone(),
+        config.source.postgres.exclude_tables.clone(),
+    );
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, plugin) in config.plugins.iter_mut().enumerate() {
         let path = format!("plugins[{i}]");
@@ -153,7 +162,7 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
         } else {
             names.insert(plugin.name.clone(), i);
         }
-        check_plugin(plugin, &path, &tables, base_dir, p);
+        check_plugin(plugin, &path, &selection, base_dir, p);
     }
 
     problems.0
@@ -402,7 +411,7 @@ pub(super) fn refused_property(key: &str, value: &str) -> Option<String> {
 fn check_plugin(
     plugin: &mut Plugin,
     path: &str,
-    tables: &HashSet<TableName>,
+    selection: &(Vec<TableName>, Vec<TableName>),
     base_dir: &Path,
     p: &mut Problems,
 ) {
@@ -534,10 +543,18 @@ fn check_plugin(
             let item = format!("{path}.scope.tables[{i}]");
             if let Some(message) = table_problem(table) {
                 p.add(item, message);
-            } else if !tables.contains(table) {
+            } else if !selection
+                .0
+                .iter()
+                .any(|t| t.matches(&table.schema, &table.table))
+                || selection
+                    .1
+                    .iter()
+                    .any(|t| t.matches(&table.schema, &table.table))
+            {
                 p.add(
                     item,
-                    format!("`{table}` is not one of source.postgres.tables: the plugin would never see it"),
+                    format!("`{table}` is not selected by source.postgres.tables and exclude_tables: the plugin would never see it"),
                 );
             } else if !seen.insert(table) {
                 p.add(item, format!("`{table}` is listed twice"));
@@ -605,20 +622,49 @@ fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
 }
 
 fn table_problem(table: &TableName) -> Option<String> {
-    let valid = |ident: &str| {
-        let mut chars = ident.chars();
-        ident.len() <= MAX_IDENTIFIER_LEN
-            && chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-    };
-    (!valid(&table.schema) || !valid(&table.table)).then(|| {
+    (!is_identifier_pattern(&table.schema) || !is_identifier_pattern(&table.table)).then(|| {
         format!(
             "`{table}` is not a valid table: expected `schema.table` (or a bare `table` in \
-             public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 characters"
+             public), each an unquoted identifier [A-Za-z_][A-Za-z0-9_$]* of at most 63 \
+             characters, in which `*` matches any characters"
         )
     })
+}
+
+/// An unquoted identifier, in which `*` may stand for any run of characters.
+fn is_identifier_pattern(ident: &str) -> bool {
+    let mut chars = ident.chars();
+    ident.len() <= MAX_IDENTIFIER_LEN
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '*')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '*')
+}
+
+/// `source.postgres.columns`: one of `include` and `exclude`, each `schema.table.column`.
+fn check_columns(columns: &super::ColumnSelection, p: &mut Problems) {
+    if !columns.include.is_empty() && !columns.exclude.is_empty() {
+        p.add(
+            "source.postgres.columns.exclude",
+            "not allowed together with source.postgres.columns.include: give one of them",
+        );
+    }
+    for (name, list) in [("include", &columns.include), ("exclude", &columns.exclude)] {
+        for (i, pattern) in list.iter().enumerate() {
+            let valid = super::glob::split_column_pattern(pattern)
+                .is_some_and(|(s, t, c)| [s, t, c].into_iter().all(is_identifier_pattern));
+            if !valid {
+                p.add(
+                    format!("source.postgres.columns.{name}[{i}]"),
+                    format!(
+                        "`{pattern}` is not a valid column pattern: expected \
+                         `schema.table.column`, each an unquoted identifier in which `*` \
+                         matches any characters, like `public.users.password` or `*.*.secret_*`"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn is_slot_name(name: &str) -> bool {

@@ -31,7 +31,7 @@
 //!   filtered by prefix here.
 //! * `BEGIN` and `COMMIT` become [`Item::Begin`] / [`Item::End`] for transaction metadata.
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -91,8 +91,15 @@ pub struct SourceSettings {
     pub pg: tokio_postgres::Config,
     pub slot: String,
     pub publication: String,
-    /// `schema.table`, in the order they are snapshotted.
+    /// `schema.table`, each part with optional `*` wildcards: resolved against the catalog at
+    /// start; the tables are snapshotted in the order of the patterns that selected them.
     pub tables: Vec<String>,
+    /// Patterns of tables left out of those `tables` selects.
+    pub exclude_tables: Vec<String>,
+    /// The columns events carry.
+    pub columns: ColumnFilter,
+    /// Whether walrelay creates or alters the publication.
+    pub publication_mode: catalog::PublicationMode,
     pub snapshot: SnapshotMode,
     /// At most this long between standby status updates.
     pub status_interval: Duration,
@@ -124,24 +131,75 @@ impl MessageFilter {
     }
 }
 
-/// `*` matches any run of characters (also none); everything else matches itself.
-fn glob_matches(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
+use crate::config::glob::matches as glob_matches;
+
+/// Which columns events carry (`source.postgres.columns`): patterns `schema.table.column` with
+/// `*` wildcards. At most one of the lists is non-empty (checked with the configuration). The
+/// filter applies where capture builds a [`TableSchema`] (from the catalog for the snapshot, from
+/// Relation messages while streaming), so a left-out column is in no event, schema or payload.
+///
+/// Columns are filtered client-side rather than with a publication column list (PostgreSQL 15's
+/// `FOR TABLE t (a, b)`): it works on every supported server, with publications walrelay did not
+/// create, and a pattern keeps applying to columns added later.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnFilter {
+    /// Only these columns in the tables these patterns name; other tables keep every column.
+    pub include: Vec<String>,
+    /// Every column but these.
+    pub exclude: Vec<String>,
+}
+
+impl ColumnFilter {
+    /// Whether `schema.table.column` is carried.
+    pub fn keeps(&self, schema: &str, table: &str, column: &str) -> bool {
+        use crate::config::glob::{column_matches, column_pattern_names_table};
+        if self
+            .exclude
+            .iter()
+            .any(|p| column_matches(p, schema, table, column))
+        {
+            return false;
         }
+        let constraining: Vec<&String> = self
+            .include
+            .iter()
+            .filter(|p| column_pattern_names_table(p, schema, table))
+            .collect();
+        constraining.is_empty()
+            || constraining
+                .iter()
+                .any(|p| column_matches(p, schema, table, column))
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+
+    /// `table` without the left-out columns, and which of its columns are kept (`None`: all).
+    /// A left-out key column is an error: it would change the events' keys.
+    pub fn apply(&self, mut table: TableSchema) -> Result<(TableSchema, Option<Vec<bool>>)> {
+        if self.include.is_empty() && self.exclude.is_empty() {
+            return Ok((table, None));
+        }
+        let mask: Vec<bool> = table
+            .columns
+            .iter()
+            .map(|c| self.keeps(&table.schema, &table.name, &c.name))
+            .collect();
+        if let Some(key) = table
+            .columns
+            .iter()
+            .zip(&mask)
+            .find(|(c, keep)| c.is_key && !**keep)
+        {
+            return Err(CaptureError::KeyColumnLeftOut {
+                table: table.qualified_name(),
+                column: key.0.name.clone(),
+            });
+        }
+        if mask.iter().all(|keep| *keep) {
+            return Ok((table, None));
+        }
+        let mut keep = mask.iter();
+        table.columns.retain(|_| *keep.next().unwrap_or(&true));
+        Ok((table, Some(mask)))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +233,8 @@ pub enum CaptureError {
     },
     #[error("the replication stream at LSN {lsn}: {message}")]
     Stream { lsn: Lsn, message: String },
+    #[error("source.postgres.columns leaves out {table}.{column}, a key column of {table}: the events' keys would change. Keep the column (narrow or remove the pattern)")]
+    KeyColumnLeftOut { table: String, column: String },
     #[error("the pipeline stopped while capture was running")]
     PipelineGone,
 }
@@ -212,6 +272,10 @@ pub struct Capture {
     client: Client,
     database: String,
     tables: Vec<Arc<TableSchema>>,
+    /// Which columns of each selected relation events carry, where some are left out.
+    masks: HashMap<u32, Vec<bool>>,
+    /// The relations whose changes are streamed.
+    selected: HashSet<u32>,
     plan: Plan,
     /// `server_version_num`, e.g. 150004.
     server_version: i32,
@@ -240,18 +304,29 @@ impl Capture {
             .await
             .map_err(CaptureError::Connect)?
             .get(0);
+        let selection =
+            catalog::resolve_tables(&client, &settings.tables, &settings.exclude_tables).await?;
+        tracing::info!(tables = %selection.names.join(", "), "selected tables");
         catalog::ensure_publication(
             &client,
             &settings.publication,
-            &settings.tables,
+            &selection.names,
             server_version,
+            settings.publication_mode,
         )
         .await?;
-        let mut tables = Vec::with_capacity(settings.tables.len());
-        for t in &settings.tables {
-            let schema = catalog::load_table_by_name(&client, t).await?;
+        let mut tables = Vec::with_capacity(selection.names.len());
+        let mut masks = HashMap::new();
+        for t in &selection.names {
+            let full = catalog::load_table_by_name(&client, t).await?;
+            let (schema, mask) = settings.columns.apply(full)?;
             if !schema.has_key() {
                 tracing::warn!(table = %t, "table has no primary key or replica identity index: its events get a null Kafka key");
+            }
+            if let Some(mask) = mask {
+                let left_out = mask.iter().filter(|keep| !**keep).count();
+                tracing::info!(table = %t, columns = schema.columns.len(), left_out, "columns left out by source.postgres.columns");
+                masks.insert(schema.oid, mask);
             }
             tables.push(Arc::new(schema));
         }
@@ -321,6 +396,8 @@ impl Capture {
             client,
             database,
             tables,
+            masks,
+            selected: selection.oids,
             plan,
             server_version,
         })
@@ -345,6 +422,8 @@ impl Capture {
             client,
             database: _,
             tables,
+            masks,
+            selected,
             plan,
             server_version,
         } = self;
@@ -423,6 +502,9 @@ impl Capture {
         let mut streamer = Streamer {
             client,
             relations: tables.iter().map(|t| (t.oid, t.clone())).collect(),
+            masks,
+            selected,
+            columns: settings.columns.clone(),
             tx: None,
             last_commit: None,
             last_checkpoint: Lsn::ZERO,
@@ -636,6 +718,12 @@ struct OpenTx {
 struct Streamer {
     client: Client,
     relations: HashMap<u32, Arc<TableSchema>>,
+    /// Per relation with left-out columns, which of the stream's columns events carry.
+    masks: HashMap<u32, Vec<bool>>,
+    /// The selected relations (and their partitions); changes of others are ignored (a
+    /// publication for all tables, or one that publishes more).
+    selected: HashSet<u32>,
+    columns: ColumnFilter,
     tx: Option<OpenTx>,
     last_commit: Option<Lsn>,
     last_checkpoint: Lsn,
@@ -844,8 +932,20 @@ impl Streamer {
                 self.last_checkpoint = self.last_checkpoint.max(end_lsn);
                 batch.push(Item::Checkpoint(Checkpoint::Lsn(end_lsn)));
             }
+            Message::Relation(rel) if !self.selected.contains(&rel.oid) => {
+                tracing::debug!(table = %format!("{}.{}", rel.namespace, rel.name), "ignoring a relation that is not selected");
+            }
+            Message::Insert { relation, .. }
+            | Message::Update { relation, .. }
+            | Message::Delete { relation, .. }
+                if !self.selected.contains(&relation) => {}
             Message::Relation(rel) => {
                 let schema = self.relation_schema(&rel, lsn).await?;
+                let (schema, mask) = self.columns.apply(schema)?;
+                match mask {
+                    Some(mask) => self.masks.insert(rel.oid, mask),
+                    None => self.masks.remove(&rel.oid),
+                };
                 let keep = self.relations.get(&rel.oid).is_some_and(|old| **old == schema);
                 if !keep {
                     // Relation messages carry no WAL position of their own (lsn is 0/0).
@@ -855,13 +955,13 @@ impl Streamer {
             }
             Message::Insert { relation, new, .. } => {
                 let table = self.table(relation, lsn)?;
-                let after = tuple_values(&table, new, lsn)?;
+                let after = self.values(&table, new, lsn)?;
                 batch.push(self.event(Op::Create, table, None, Some(after), lsn));
             }
             Message::Update { relation, old, new, .. } => {
                 let table = self.table(relation, lsn)?;
-                let before = old.map(|o| tuple_values(&table, o.tuple, lsn)).transpose()?;
-                let mut after = tuple_values(&table, new, lsn)?;
+                let before = old.map(|o| self.values(&table, o.tuple, lsn)).transpose()?;
+                let mut after = self.values(&table, new, lsn)?;
                 // An unchanged TOASTed value that the old row (REPLICA IDENTITY FULL) carries is
                 // not unknown: fill it in.
                 if let Some(before) = &before {
@@ -880,13 +980,13 @@ impl Streamer {
             }
             Message::Delete { relation, old, .. } => {
                 let table = self.table(relation, lsn)?;
-                let before = tuple_values(&table, old.tuple, lsn)?;
+                let before = self.values(&table, old.tuple, lsn)?;
                 batch.push(self.event(Op::Delete, table, Some(before), None, lsn));
             }
             // Off by default, as in Debezium (skipped.operations=t).
             Message::Truncate { relations, .. } => {
                 if self.truncate_events {
-                    for oid in relations {
+                    for oid in relations.into_iter().filter(|oid| self.selected.contains(oid)) {
                         let table = self.table(oid, lsn)?;
                         batch.push(self.event(Op::Truncate, table, None, None, lsn));
                     }
@@ -994,6 +1094,27 @@ impl Streamer {
             .unwrap_or_default();
         // The encoder writes payloads alone (`schemas: false`): the key text is the header.
         Ok(key)
+    }
+
+    /// The values of `tuple` that events carry: those of the columns the filter keeps.
+    fn values(&self, table: &TableSchema, mut tuple: Tuple, lsn: Lsn) -> Result<Vec<Value>> {
+        if let Some(mask) = self.masks.get(&table.oid) {
+            if tuple.0.len() != mask.len() {
+                return Err(CaptureError::Value {
+                    table: table.qualified_name(),
+                    column: "(row)".into(),
+                    place: format!("LSN {lsn}"),
+                    message: format!(
+                        "{} values for {} columns (before leaving columns out)",
+                        tuple.0.len(),
+                        mask.len()
+                    ),
+                });
+            }
+            let mut keep = mask.iter();
+            tuple.0.retain(|_| *keep.next().unwrap_or(&true));
+        }
+        tuple_values(table, tuple, lsn)
     }
 
     fn table(&self, oid: u32, lsn: Lsn) -> Result<Arc<TableSchema>> {
@@ -1234,14 +1355,52 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        assert!(glob_matches("a*b*c", "abc"));
-        assert!(glob_matches("a*b*c", "a-b-b-c"));
-        assert!(!glob_matches("a*b*c", "a-c-b"));
-        assert!(glob_matches("*", ""));
-        assert!(glob_matches("ab*", "ab"));
-        assert!(!glob_matches("ab*ba", "aba"));
-        assert!(!glob_matches("abc", "abcd"));
+    fn column_filter_leaves_columns_out_but_never_keys() {
+        let t = table();
+        let names = |t: &TableSchema| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let none = ColumnFilter::default();
+        assert_eq!(none.apply(t.clone()).unwrap(), (t.clone(), None));
+        let all_names = names(&t);
+        let last = all_names.last().unwrap().clone();
+        let exclude = ColumnFilter {
+            include: vec![],
+            exclude: vec![format!("public.t.{last}"), "other.*.*".into()],
+        };
+        let (kept, mask) = exclude.apply(t.clone()).unwrap();
+        assert_eq!(names(&kept), all_names[..all_names.len() - 1]);
+        let mask = mask.unwrap();
+        assert_eq!(mask.len(), all_names.len());
+        assert!(!mask[mask.len() - 1] && mask[..mask.len() - 1].iter().all(|k| *k));
+        // A pattern for another table changes nothing.
+        let elsewhere = ColumnFilter {
+            include: vec![],
+            exclude: vec!["public.other.*".into()],
+        };
+        assert_eq!(elsewhere.apply(t.clone()).unwrap().1, None);
+        // Include constrains the tables it names only.
+        let key = t.columns.iter().find(|c| c.is_key).unwrap().name.clone();
+        let include = ColumnFilter {
+            include: vec![format!("public.t.{key}")],
+            exclude: vec![],
+        };
+        assert_eq!(
+            names(&include.apply(t.clone()).unwrap().0),
+            std::slice::from_ref(&key)
+        );
+        assert!(include.keeps("public", "u", "anything"));
+        // A key column left out is refused, naming it.
+        let bad = ColumnFilter {
+            include: vec![],
+            exclude: vec![format!("*.*.{key}")],
+        };
+        let err = bad.apply(t.clone()).unwrap_err();
+        assert!(
+            matches!(&err, CaptureError::KeyColumnLeftOut { table, column } if table == "public.t" && *column == key),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .contains(&format!("public.t.{key}, a key column")));
     }
 
     fn table() -> TableSchema {

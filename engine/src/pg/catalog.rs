@@ -4,8 +4,11 @@
 //! flags, but not `NOT NULL`, defaults, enum labels or the primary key (with `REPLICA IDENTITY
 //! FULL` every column is flagged). Those come from the catalog, read when a relation is first
 //! seen or changes: best effort, as of read time, not as of the WAL position.
+use std::collections::{HashMap, HashSet};
+
 use tokio_postgres::Client;
 
+use crate::config::glob;
 use crate::event::{Column, Lsn, ReplicaIdentity, TableSchema};
 
 /// Errors of the catalog side. Messages say what to do.
@@ -37,6 +40,21 @@ pub enum CatalogError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("the pattern `{0}` of source.postgres.tables matches no table (ordinary or partitioned tables outside the system schemas; names are case-sensitive)")]
+    NoMatch(String),
+    #[error("source.postgres.exclude_tables leaves none of the tables source.postgres.tables selects ({0})")]
+    NothingSelected(String),
+    #[error("publication `{publication}` does not exist and source.postgres.publication_mode is `disabled`: walrelay does not create it. Run as the tables' owner: {sql}")]
+    PublicationMissing { publication: String, sql: String },
+    #[error("publication `{publication}` does not publish {tables} and source.postgres.publication_mode is `{mode}`: walrelay does not alter it. Run as the tables' owner: {sql}")]
+    PublicationLacks {
+        publication: String,
+        tables: String,
+        mode: &'static str,
+        sql: String,
+    },
+    #[error("publication `{publication}` publishes the partitioned table(s) {tables} partition by partition and source.postgres.publication_mode is `disabled`: run `ALTER PUBLICATION {publication} SET (publish_via_partition_root = true)` as its owner")]
+    PublicationNotViaRoot { publication: String, tables: String },
     #[error("replication slot `{slot}` uses the output plugin `{plugin}`, walrelay needs pgoutput: drop it (SELECT pg_drop_replication_slot('{slot}')) or choose another source.postgres.slot")]
     SlotPlugin { slot: String, plugin: String },
     #[error("replication slot `{slot}` belongs to database `{database}`, not `{expected}`: choose another source.postgres.slot")]
@@ -126,8 +144,167 @@ pub async fn check_server(client: &Client) -> Result<String> {
     Ok(row.get(2))
 }
 
-/// Creates the publication for `tables` when missing, adds tables it lacks.
-/// `tables` are `schema.table`, validated by configuration.
+/// `source.postgres.publication_mode`: whether walrelay creates and alters the publication.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PublicationMode {
+    /// `CREATE PUBLICATION … FOR ALL TABLES` when missing (superuser only); an existing one must
+    /// publish the selected tables.
+    AllTables,
+    /// `CREATE PUBLICATION … FOR TABLE` the selected tables when missing; tables it lacks are
+    /// added.
+    #[default]
+    Filtered,
+    /// Never created nor altered: it must exist and publish the selected tables.
+    Disabled,
+}
+
+impl PublicationMode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AllTables => "all_tables",
+            Self::Filtered => "filtered",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// The tables selected by `source.postgres.tables` and `exclude_tables`, resolved against the
+/// catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectedTables {
+    /// `schema.table`, in the order of the patterns that selected them (each pattern's matches
+    /// sorted by name).
+    pub names: Vec<String>,
+    /// The selected relations and every partition below them: the relations whose changes are
+    /// streamed (a partition's arrive under its own oid when not published via the root).
+    pub oids: HashSet<u32>,
+}
+
+/// A table the catalog offers to selection.
+struct Candidate {
+    oid: u32,
+    schema: String,
+    name: String,
+    /// The partitioned table this is a partition of.
+    parent: Option<u32>,
+}
+
+/// Resolves `include` and `exclude` (`schema.table`, each part with optional `*` wildcards)
+/// against the ordinary and partitioned tables outside the system schemas. A partition is left
+/// out when a partitioned table above it is selected (its rows arrive through that table). An
+/// include entry that matches nothing is an error; an exclude entry that does is a warning.
+pub async fn resolve_tables(
+    client: &Client,
+    include: &[String],
+    exclude: &[String],
+) -> Result<SelectedTables> {
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, \
+             (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition LIMIT 1) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%' \
+             AND n.nspname <> 'information_schema' ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .map_err(q("tables of the catalog"))?;
+    let candidates: Vec<Candidate> = rows
+        .iter()
+        .map(|r| Candidate {
+            oid: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            parent: r.get(3),
+        })
+        .collect();
+    select(&candidates, include, exclude)
+}
+
+fn split(pattern: &str) -> (&str, &str) {
+    pattern.split_once('.').unwrap_or(("public", pattern))
+}
+
+fn select(
+    candidates: &[Candidate],
+    include: &[String],
+    exclude: &[String],
+) -> Result<SelectedTables> {
+    let matching = |pattern: &str| -> Vec<&Candidate> {
+        let (s, t) = split(pattern);
+        candidates
+            .iter()
+            .filter(|c| glob::matches(s, &c.schema) && glob::matches(t, &c.name))
+            .collect()
+    };
+    let excluded: HashSet<u32> = exclude
+        .iter()
+        .flat_map(|pattern| {
+            let oids: Vec<u32> = matching(pattern).iter().map(|c| c.oid).collect();
+            if oids.is_empty() {
+                tracing::warn!(pattern = %pattern, "source.postgres.exclude_tables: the pattern matches no table");
+            }
+            oids
+        })
+        .collect();
+    let mut chosen: Vec<&Candidate> = Vec::new();
+    for pattern in include {
+        let found = matching(pattern);
+        if found.is_empty() {
+            return Err(if glob::is_pattern(pattern) {
+                CatalogError::NoMatch(pattern.clone())
+            } else {
+                CatalogError::NoTable(pattern.clone())
+            });
+        }
+        for c in found {
+            if !excluded.contains(&c.oid) && !chosen.iter().any(|x| x.oid == c.oid) {
+                chosen.push(c);
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(CatalogError::NothingSelected(include.join(", ")));
+    }
+    let parents: HashMap<u32, u32> = candidates
+        .iter()
+        .filter_map(|c| c.parent.map(|p| (c.oid, p)))
+        .collect();
+    let picked: HashSet<u32> = chosen.iter().map(|c| c.oid).collect();
+    // Whether a table above `oid` (not itself) is picked.
+    let under_picked = |oid: u32| {
+        let mut at = oid;
+        let mut hops = 0;
+        while let Some(&parent) = parents.get(&at) {
+            if picked.contains(&parent) {
+                return true;
+            }
+            at = parent;
+            hops += 1;
+            if hops > 1000 {
+                break;
+            }
+        }
+        false
+    };
+    let mut names = Vec::new();
+    for c in &chosen {
+        if under_picked(c.oid) {
+            tracing::info!(table = %format!("{}.{}", c.schema, c.name), "left out: a partition of a selected partitioned table, whose events it produces");
+        } else {
+            names.push(format!("{}.{}", c.schema, c.name));
+        }
+    }
+    let oids = candidates
+        .iter()
+        .filter(|c| picked.contains(&c.oid) || under_picked(c.oid))
+        .map(|c| c.oid)
+        .collect();
+    Ok(SelectedTables { names, oids })
+}
+
+/// Creates the publication for `tables` when missing, adds tables it lacks, as `mode` allows.
+/// `tables` are `schema.table`, resolved from the catalog.
 ///
 /// Partitioned tables are published through their root (`publish_via_partition_root`,
 /// PostgreSQL 13+): changes to any partition arrive as changes of the partitioned table, on its
@@ -138,6 +315,7 @@ pub async fn ensure_publication(
     publication: &str,
     tables: &[String],
     server_version: i32,
+    mode: PublicationMode,
 ) -> Result<()> {
     let exists = client
         .query_opt(
@@ -148,17 +326,26 @@ pub async fn ensure_publication(
         .map_err(q("publication lookup"))?
         .is_some();
     let quoted: Vec<String> = tables.iter().map(|t| quote_table(t)).collect();
+    let via_root = if server_version >= 130_000 {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
     if !exists {
+        let target = match mode {
+            PublicationMode::AllTables => "ALL TABLES".to_string(),
+            _ => format!("TABLE {}", quoted.join(", ")),
+        };
         let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {}{}",
-            quote_ident(publication),
-            quoted.join(", "),
-            if server_version >= 130_000 {
-                " WITH (publish_via_partition_root = true)"
-            } else {
-                ""
-            }
+            "CREATE PUBLICATION {} FOR {target}{via_root}",
+            quote_ident(publication)
         );
+        if mode == PublicationMode::Disabled {
+            return Err(CatalogError::PublicationMissing {
+                publication: publication.to_string(),
+                sql: format!("{sql};"),
+            });
+        }
         client
             .batch_execute(&sql)
             .await
@@ -180,6 +367,12 @@ pub async fn ensure_publication(
             .iter()
             .map(|r| r.get(0))
             .collect();
+        if !partitioned.is_empty() && mode == PublicationMode::Disabled {
+            return Err(CatalogError::PublicationNotViaRoot {
+                publication: publication.to_string(),
+                tables: partitioned.join(", "),
+            });
+        }
         if !partitioned.is_empty() {
             let sql = format!(
                 "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
@@ -206,6 +399,24 @@ pub async fn ensure_publication(
         .await
         .map_err(q("publication tables"))?;
     let published: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    if mode != PublicationMode::Filtered {
+        let missing: Vec<&String> = tables.iter().filter(|t| !published.contains(t)).collect();
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|t| t.to_string()).collect();
+            let quoted: Vec<String> = missing.iter().map(|t| quote_table(t)).collect();
+            return Err(CatalogError::PublicationLacks {
+                publication: publication.to_string(),
+                tables: names.join(", "),
+                mode: mode.name(),
+                sql: format!(
+                    "ALTER PUBLICATION {} ADD TABLE {};",
+                    quote_ident(publication),
+                    quoted.join(", ")
+                ),
+            });
+        }
+        return Ok(());
+    }
     for (table, quoted) in tables.iter().zip(&quoted) {
         if !published.contains(table) {
             let sql = format!(
@@ -405,4 +616,82 @@ pub async fn load_table(client: &Client, oid: u32) -> Result<TableSchema> {
         columns,
         replica_identity,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates() -> Vec<Candidate> {
+        let c = |oid, schema: &str, name: &str, parent| Candidate {
+            oid,
+            schema: schema.into(),
+            name: name.into(),
+            parent,
+        };
+        vec![
+            c(1, "public", "customers", None),
+            c(2, "public", "orders", None),
+            c(3, "public", "orders_2024", Some(2)),
+            c(4, "public", "orders_2024_q1", Some(3)),
+            c(5, "public", "products", None),
+            c(6, "sales", "order_lines", None),
+            c(7, "sales", "order_notes", None),
+            c(8, "sales", "refunds", None),
+        ]
+    }
+
+    fn names(include: &[&str], exclude: &[&str]) -> Result<SelectedTables> {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        select(&candidates(), &own(include), &own(exclude))
+    }
+
+    #[test]
+    fn patterns_resolve_in_order_without_partitions_of_selected_tables() {
+        let got = names(&["sales.order_*", "public.*"], &["public.products"]).unwrap();
+        assert_eq!(
+            got.names,
+            [
+                "sales.order_lines",
+                "sales.order_notes",
+                "public.customers",
+                "public.orders"
+            ]
+        );
+        // The partitions stream under the partitioned table (oids kept, names not).
+        let mut oids: Vec<u32> = got.oids.into_iter().collect();
+        oids.sort();
+        assert_eq!(oids, [1, 2, 3, 4, 6, 7]);
+    }
+
+    #[test]
+    fn a_partition_alone_is_selected_and_bare_names_are_public() {
+        let got = names(&["orders_2024"], &[]).unwrap();
+        assert_eq!(got.names, ["public.orders_2024"]);
+        let mut oids: Vec<u32> = got.oids.into_iter().collect();
+        oids.sort();
+        assert_eq!(oids, [3, 4]);
+        // Listed twice (by a name and a pattern): once.
+        let got = names(&["public.customers", "public.c*"], &[]).unwrap();
+        assert_eq!(got.names, ["public.customers"]);
+    }
+
+    #[test]
+    fn unmatched_patterns_and_empty_selections_are_errors() {
+        let err = names(&["public.*", "sales.nothing_*"], &[]).unwrap_err();
+        assert!(matches!(&err, CatalogError::NoMatch(p) if p == "sales.nothing_*"));
+        assert!(err.to_string().contains("`sales.nothing_*`"), "{err}");
+        let err = names(&["public.missing"], &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "table public.missing does not exist (source.postgres.tables)"
+        );
+        let err = names(&["sales.*"], &["sales.*"]).unwrap_err();
+        assert!(matches!(err, CatalogError::NothingSelected(_)));
+        // An exclude pattern matching nothing only warns.
+        assert_eq!(
+            names(&["sales.refunds"], &["nope.*"]).unwrap().names,
+            ["sales.refunds"]
+        );
+    }
 }
