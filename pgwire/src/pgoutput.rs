@@ -26,7 +26,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::event::Lsn;
+use crate::model::Lsn;
 
 /// Microseconds from 1970-01-01 (Unix epoch) to 2000-01-01 (PostgreSQL epoch).
 pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -141,7 +141,7 @@ pub struct Relation {
     /// `pg_catalog` when the message carried an empty namespace.
     pub namespace: String,
     pub name: String,
-    /// `relreplident`: `d`, `f`, `i` or `n` (see [`crate::event::ReplicaIdentity::from_code`]).
+    /// `relreplident`: `d`, `f`, `i` or `n` (the engine maps it to its replica identity).
     pub replica_identity: u8,
     /// The published columns, in the order tuples list them.
     pub columns: Vec<RelationColumn>,

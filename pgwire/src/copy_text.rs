@@ -10,7 +10,7 @@
 //! copied. The session's client encoding must be UTF-8 (then the bytes `\t` and `\\` only occur
 //! as themselves); every field must decode to valid UTF-8.
 //!
-//! The column values are each type's text output: [`crate::pg::text::parse_value`] types them.
+//! The column values are each type's text output: [`crate::text::parse_value`] types them.
 //! A line holding only `\.` (the old end-of-data marker) is not special here: the COPY
 //! sub-protocol ends data with CopyDone, so the caller never sees it as a row.
 use std::borrow::Cow;

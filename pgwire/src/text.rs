@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-use crate::event::{Column, Value};
+use crate::model::{Column, Value};
 
 /// Oids of the built-in types [`parse_value`] knows (`pg_type.oid`, stable across versions).
 pub mod oid {
