@@ -7,7 +7,8 @@ use serde_json::Value;
 use walrelay::event::Lsn;
 
 use crate::support::{
-    connect, relay_yaml, services, unique, wait_until, Db, Record, Relay, TopicReader,
+    after_field, after_fields, connect, read_topic, relay_yaml, services, unique, wait_until, Db,
+    Record, Relay, TopicReader,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -37,44 +38,8 @@ fn records_on(topic: &str) -> usize {
     reader.records.len()
 }
 
-fn read(topic: &str, what: &str, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
-    let mut reader = TopicReader::new(&services().brokers, topic);
-    tokio::task::block_in_place(|| reader.read_until(WAIT, what, done).to_vec())
-}
-
-/// The `after` member names of a change record's schema.
-fn after_fields(v: &Value) -> Vec<String> {
-    v["schema"]["fields"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
-        .and_then(|a| a["fields"].as_array())
-        .map(|f| {
-            f.iter()
-                .map(|f| f["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn after_field(v: &Value, name: &str) -> Value {
-    v["schema"]["fields"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
-        .and_then(|a| a["fields"].as_array())
-        .and_then(|f| f.iter().find(|f| f["field"] == name))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 fn after_field_type(v: &Value, name: &str) -> Option<String> {
-    v["schema"]["fields"]
-        .as_array()?
-        .iter()
-        .find(|f| f["field"] == "after")?["fields"]
-        .as_array()?
-        .iter()
-        .find(|f| f["field"] == name)
-        .map(|f| f["type"].as_str().unwrap_or_default().to_string())
+    after_field(v, name)["type"].as_str().map(str::to_string)
 }
 
 /// ADD COLUMN, DROP COLUMN, a type change and a rename while another session keeps inserting:
@@ -145,7 +110,7 @@ async fn schema_changes_mid_stream_under_load() {
     writer.await.expect("writer");
     let total = (TXS * ROWS) as usize;
 
-    let records = read(&topic, "every inserted row", |r| r.len() >= total);
+    let records = read_topic(&topic, WAIT, "every inserted row", |r| r.len() >= total);
     relay.assert_running();
     let mut seen = std::collections::BTreeSet::new();
     for r in &records {
@@ -251,7 +216,7 @@ async fn killed_replication_connection_is_resumed() {
     }
     assert_eq!(kills, 4);
     let total = (TXS * ROWS) as usize;
-    let records = read(&topic, "every row, across reconnections", |r| {
+    let records = read_topic(&topic, WAIT, "every row, across reconnections", |r| {
         let ids: std::collections::BTreeSet<i64> = r
             .iter()
             .filter_map(|r| r.value_json())
@@ -325,7 +290,7 @@ async fn snapshot_modes_initial_only_and_always() {
         relay.log_text()
     );
     let topic = format!("{prefix}.public.m");
-    let records = read(&topic, "the snapshot", |r| r.len() >= 300);
+    let records = read_topic(&topic, WAIT, "the snapshot", |r| r.len() >= 300);
     let mut got = ids(&records);
     got.sort();
     assert_eq!(got, (1..=300).collect::<Vec<_>>());
@@ -346,10 +311,10 @@ async fn snapshot_modes_initial_only_and_always() {
         .replace("snapshot: initial", "snapshot: always");
     let mut relay = Relay::start(&slot, &yaml);
     let topic = format!("{prefix}.public.m");
-    read(&topic, "the first snapshot", |r| r.len() >= 300);
+    read_topic(&topic, WAIT, "the first snapshot", |r| r.len() >= 300);
     assert!(relay.stop().success());
     relay.restart();
-    let records = read(&topic, "the second snapshot", |r| r.len() >= 600);
+    let records = read_topic(&topic, WAIT, "the second snapshot", |r| r.len() >= 600);
     let got = ids(&records[..600]);
     for id in 1..=300 {
         assert_eq!(
@@ -359,7 +324,7 @@ async fn snapshot_modes_initial_only_and_always() {
         );
     }
     db.exec("INSERT INTO m VALUES (301, 'v301')").await;
-    let records = read(&topic, "the streamed insert", |r| r.len() >= 601);
+    let records = read_topic(&topic, WAIT, "the streamed insert", |r| r.len() >= 601);
     assert_eq!(records[600].payload()["op"], "c");
     assert_eq!(records[600].payload()["after"]["id"], 301);
     relay.stop();
@@ -407,9 +372,12 @@ async fn replica_identities_keyless_and_partitioned_tables() {
     let mut relay = Relay::start(&slot, &yaml);
     let topic = |t: &str| format!("{prefix}.public.{t}");
     // The partitioned table's snapshot: its rows, on the root's topic.
-    let snap = read(&topic("measurement"), "the partitioned snapshot", |r| {
-        r.len() >= 2
-    });
+    let snap = read_topic(
+        &topic("measurement"),
+        WAIT,
+        "the partitioned snapshot",
+        |r| r.len() >= 2,
+    );
     let cities: Vec<Value> = snap
         .iter()
         .map(|r| r.payload()["after"]["city"].clone())
@@ -432,7 +400,7 @@ async fn replica_identities_keyless_and_partitioned_tables() {
 
     // USING INDEX: the key is the index's columns; the old row of an update that keeps them
     // is absent, a delete's carries the index columns only.
-    let ux = read(&topic("ux"), "ux changes", |r| r.len() >= 4);
+    let ux = read_topic(&topic("ux"), WAIT, "ux changes", |r| r.len() >= 4);
     assert_eq!(
         ux[0].key_json()["payload"],
         serde_json::json!({"a": 1, "b": 2})
@@ -451,7 +419,9 @@ async fn replica_identities_keyless_and_partitioned_tables() {
 
     // NOTHING: PostgreSQL refuses updates and deletes of a published table without an identity
     // (so nothing is lost unseen); inserts flow, keyed by the primary key.
-    let nothing = read(&topic("nothing"), "nothing's insert", |r| !r.is_empty());
+    let nothing = read_topic(&topic("nothing"), WAIT, "nothing's insert", |r| {
+        !r.is_empty()
+    });
     let c = nothing[0].payload();
     assert_eq!(c["op"], "c");
     assert_eq!(c["after"], serde_json::json!({"id": 1, "v": "x"}));
@@ -470,7 +440,7 @@ async fn replica_identities_keyless_and_partitioned_tables() {
     );
 
     // No key, FULL: null Kafka keys, whole old rows.
-    let keyless = read(&topic("keyless"), "keyless changes", |r| r.len() >= 3);
+    let keyless = read_topic(&topic("keyless"), WAIT, "keyless changes", |r| r.len() >= 3);
     for r in &keyless {
         assert_eq!(r.key, None, "a table without a key has null keys");
     }
@@ -483,7 +453,9 @@ async fn replica_identities_keyless_and_partitioned_tables() {
     assert_eq!(keyless.len(), 3, "no tombstone without a key");
 
     // Partitioned: changes to either partition come as the root table's.
-    let m = read(&topic("measurement"), "partition changes", |r| r.len() >= 4);
+    let m = read_topic(&topic("measurement"), WAIT, "partition changes", |r| {
+        r.len() >= 4
+    });
     let p = m[2].payload();
     assert_eq!(
         (p["op"].as_str(), p["after"]["city"].as_str()),

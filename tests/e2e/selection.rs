@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{relay_yaml, services, unique, wait_until, Db, Record, Relay, TopicReader};
+use crate::support::{
+    after_fields, read_topic, relay_yaml, services, unique, wait_until, Db, Record, Relay,
+};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -14,25 +16,6 @@ fn yaml(db: &Db, slot: &str, prefix: &str, tables: &[&str], postgres_extra: &str
         "    snapshot: initial\n",
         &format!("    snapshot: initial\n{postgres_extra}"),
     )
-}
-
-fn read(topic: &str, what: &str, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
-    let mut reader = TopicReader::new(&services().brokers, topic);
-    tokio::task::block_in_place(|| reader.read_until(WAIT, what, done).to_vec())
-}
-
-/// The `after` member names of a change record's schema.
-fn after_fields(v: &Value) -> Vec<String> {
-    v["schema"]["fields"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
-        .and_then(|a| a["fields"].as_array())
-        .map(|f| {
-            f.iter()
-                .map(|f| f["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn ops(records: &[Record]) -> Vec<String> {
@@ -100,7 +83,9 @@ async fn table_patterns_with_an_exclusion() {
     )
     .await;
     for (table, first) in [("alpha", "a"), ("beta", "b")] {
-        let records = read(&format!("{prefix}.public.{table}"), table, |r| r.len() >= 2);
+        let records = read_topic(&format!("{prefix}.public.{table}"), WAIT, table, |r| {
+            r.len() >= 2
+        });
         assert_eq!(ops(&records), ["r", "c"], "{table}");
         let values: Vec<Value> = records
             .iter()
@@ -157,7 +142,7 @@ async fn excluded_columns_vanish_from_events() {
          DELETE FROM people WHERE id = 2;",
     )
     .await;
-    let records = read(&format!("{prefix}.public.people"), "people", |r| {
+    let records = read_topic(&format!("{prefix}.public.people"), WAIT, "people", |r| {
         r.iter().filter(|r| r.value.is_some()).count() >= 4
     });
     let values: Vec<&Record> = records.iter().filter(|r| r.value.is_some()).collect();
@@ -278,7 +263,9 @@ async fn publication_mode_disabled() {
     })
     .await;
     db.exec("INSERT INTO items VALUES (2, 'two')").await;
-    let records = read(&format!("{prefix}.public.items"), "items", |r| r.len() >= 2);
+    let records = read_topic(&format!("{prefix}.public.items"), WAIT, "items", |r| {
+        r.len() >= 2
+    });
     assert_eq!(ops(&records), ["r", "c"]);
     assert_eq!(records[1].payload()["after"]["v"], "two");
     relay.assert_running();

@@ -378,8 +378,17 @@ pub fn transaction_schema() -> Schema {
 
 /// The source block of an event.
 pub fn source_datum<'a>(opts: &'a RecordOptions, ev: &'a ChangeEvent) -> Datum<'a> {
-    let src = &ev.source;
-    let table = &*ev.table;
+    source_block(opts, &ev.source, &ev.table.schema, &ev.table.name)
+}
+
+/// The source block of a position in `schema.table` (both empty for records of no table, such
+/// as logical decoding messages).
+pub fn source_block<'a>(
+    opts: &'a RecordOptions,
+    src: &crate::event::Source,
+    schema: &'a str,
+    table: &'a str,
+) -> Datum<'a> {
     // The JSON array text ["<last commit lsn>","<lsn>"].
     let sequence = match src.last_commit_lsn {
         Some(l) => format!("[\"{}\",\"{}\"]", l.0, src.lsn.0),
@@ -395,8 +404,8 @@ pub fn source_datum<'a>(opts: &'a RecordOptions, ev: &'a ChangeEvent) -> Datum<'
         Datum::string(sequence),
         Datum::Int64(src.ts_us),
         Datum::Int64(src.ts_us.saturating_mul(1000)),
-        Datum::str(&table.schema),
-        Datum::str(&table.name),
+        Datum::str(schema),
+        Datum::str(table),
         src.tx_id.map_or(Datum::Null, Datum::Int64),
         Datum::Int64(src.lsn.0 as i64),
         Datum::Null,

@@ -164,26 +164,7 @@ pub mod connect {
 
     /// The source block of a record of no table (`schema` and `table` empty).
     fn source<'a>(opts: &'a RecordOptions, src: &Source) -> Datum<'a> {
-        let sequence = match src.last_commit_lsn {
-            Some(l) => format!("[\"{}\",\"{}\"]", l.0, src.lsn.0),
-            None => format!("[null,\"{}\"]", src.lsn.0),
-        };
-        Datum::Struct(vec![
-            Datum::str(&opts.connector_version),
-            Datum::str("postgresql"),
-            Datum::str(&opts.topic_prefix),
-            Datum::Int64(src.ts_us.div_euclid(1000)),
-            Datum::str(src.snapshot.as_str()),
-            Datum::str(&opts.database),
-            Datum::string(sequence),
-            Datum::Int64(src.ts_us),
-            Datum::Int64(src.ts_us.saturating_mul(1000)),
-            Datum::str(""),
-            Datum::str(""),
-            src.tx_id.map_or(Datum::Null, Datum::Int64),
-            Datum::Int64(src.lsn.0 as i64),
-            Datum::Null,
-        ])
+        super::super::envelope::source_block(opts, src, "", "")
     }
 
     /// The envelope's `transaction` block (`event.block`).

@@ -45,6 +45,7 @@ pub fn services() -> &'static Services {
             .lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
             .collect();
+        drop_leftover_slots(&vars);
         Services {
             pg_url: vars["WALRELAY_PG_URL"].to_string(),
             brokers: vars["WALRELAY_KAFKA_BROKERS"].to_string(),
@@ -52,6 +53,26 @@ pub fn services() -> &'static Services {
             repo,
         }
     })
+}
+
+/// Drops the inactive replication slots earlier test runs left (named by [`unique`] with another
+/// process id): they would hold WAL and use up `max_replication_slots` on a long-lived cluster.
+fn drop_leftover_slots(vars: &BTreeMap<&str, &str>) {
+    let psql = Path::new(vars["WALRELAY_PG_BIN"]).join("psql");
+    let sql = format!(
+        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots \
+         WHERE NOT active AND slot_name ~ '_[0-9]+_[0-9]+$' AND slot_name !~ '_{}_[0-9]+$'",
+        std::process::id()
+    );
+    let out = Command::new(psql)
+        .args([vars["WALRELAY_PG_URL"], "-Atc", &sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "dropping leftover slots failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A name unique to this test run: `prefix_<pid>_<n>`, valid as database, slot and topic name.
@@ -659,4 +680,41 @@ pub fn python_consume(
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("consume.py line {l:?}: {e}")))
         .collect()
+}
+
+/// Reads `topic` from the beginning until `done` holds (or panics after `timeout`).
+pub fn read_topic(
+    topic: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let mut reader = TopicReader::new(&services().brokers, topic);
+    tokio::task::block_in_place(|| reader.read_until(timeout, what, done).to_vec())
+}
+
+/// The member schema `name` of the `after` struct of a change record's value schema (null when
+/// absent).
+pub fn after_field(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    after_members(v)
+        .into_iter()
+        .find(|f| f["field"] == name)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The member names of the `after` struct of a change record's value schema, in order.
+pub fn after_fields(v: &serde_json::Value) -> Vec<String> {
+    after_members(v)
+        .iter()
+        .map(|f| f["field"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn after_members(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["schema"]["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "after"))
+        .and_then(|a| a["fields"].as_array())
+        .cloned()
+        .unwrap_or_default()
 }
