@@ -6,9 +6,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::support::registry::TestSchemaRegistry;
+use crate::support::registry::{TestAuth, TestSchemaRegistry};
 use crate::support::{
-    python_consume, relay_yaml, services, unique, wait_until, Db, Relay, WireFormat,
+    python_consume, python_consume_with, relay_yaml, services, unique, wait_until, Db, Relay,
+    WireFormat,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -120,10 +121,10 @@ async fn relay_writes_confluent_avro_that_python_decodes() {
     assert_eq!(r1["before"], Value::Null);
     assert_eq!(r1["after"], row_one("drill"));
     assert_eq!(r1["source"]["table"], "items");
-    assert!(
-        ["first", "last"].contains(&r1["source"]["snapshot"].as_str().expect("snapshot")),
-        "{r1}"
-    );
+    // Two rows read in table order: the first is "first", the other "last" (reference
+    // section 2).
+    assert_eq!(r1["source"]["snapshot"], "first", "{r1}");
+    assert_eq!(by_id(&lines, 2, "r")["source"]["snapshot"], "last");
     assert_eq!(r1["transaction"], Value::Null);
     assert_eq!(by_id(&lines, 2, "r")["after"], row_two());
     let u = by_id(&lines, 1, "u");
@@ -215,4 +216,170 @@ async fn incompatible_schema_change_stops_the_relay() {
     })
     .await;
     assert!(!status.success(), "a fatal error exits non-zero");
+}
+
+/// Through a registry that demands basic authentication (the password interpolated from the
+/// environment), with a column whose name Avro refuses. Without `sanitize_names`
+/// the relay stops and names the offending name; with it, every record kind — snapshot and
+/// streamed rows, a logical decoding message, transaction BEGIN/END and heartbeats — arrives as
+/// Confluent Avro that a second client (kafka-python, fastavro) decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_registry_sanitized_names_and_every_record_kind() {
+    let s = services();
+    let registry = TestSchemaRegistry::start_with(TestAuth::Basic {
+        username: "relay".into(),
+        password: "s3cret".into(),
+    });
+    let db = Db::create("avro").await;
+    db.exec(
+        r#"CREATE TABLE order_lines (id int4 PRIMARY KEY, "unit-price" numeric(10,2));
+           INSERT INTO order_lines VALUES (1, 9.99);"#,
+    )
+    .await;
+    let prefix = unique("av");
+    let config = |sanitize: bool| {
+        format!(
+            "format:\n  type: avro\n  avro:\n    schema_registry:\n      urls: [{}]\n      \
+             basic_auth: {{username: relay, password: \"${{REGISTRY_PASSWORD}}\"}}\n    \
+             sanitize_names: {sanitize}\ntransaction_metadata: true\nheartbeat_interval_ms: 200\n",
+            registry.url()
+        )
+    };
+    let env = [("REGISTRY_PASSWORD", "s3cret")];
+
+    let slot = unique("avro");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &["public.order_lines"],
+        &prefix,
+        &s.brokers,
+        "",
+        &config(false),
+    );
+    let mut refused = Relay::start_with_env(&slot, &yaml, &env);
+    let status = tokio::task::block_in_place(|| refused.wait_exit(WAIT));
+    assert!(!status.success(), "names Avro refuses stop the relay");
+    let log = refused.log_text();
+    assert!(
+        log.contains("is not a valid Avro name") && log.contains("sanitize_names"),
+        "the error names the problem and the fix: {log}"
+    );
+
+    let slot = unique("avro");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &["public.order_lines"],
+        &prefix,
+        &s.brokers,
+        "",
+        &config(true),
+    );
+    let mut relay = Relay::start_with_env(&slot, &yaml, &env);
+    let topic = format!("{prefix}.public.order_lines");
+    let avro = WireFormat::Avro {
+        registry: registry.url(),
+    };
+    let auth = ["--basic-auth", "relay:s3cret"];
+    let consume = |topic: &str, n: usize| {
+        tokio::task::block_in_place(|| {
+            python_consume_with(&s.brokers, &[topic], &avro, &auth, n, WAIT)
+        })
+    };
+    let snap = consume(&topic, 1);
+    assert_eq!(snap[0]["key"], json!({"id": 1}));
+    assert_eq!(
+        snap[0]["value"]["after"],
+        json!({"id": 1, "unit_price": "9.99"}),
+        "the column under its sanitized name"
+    );
+    relay.assert_running();
+    db.exec(
+        r#"BEGIN; INSERT INTO order_lines VALUES (2, 0.5);
+           SELECT pg_logical_emit_message(true, 'audit', 'who=ann'); COMMIT;"#,
+    )
+    .await;
+
+    let rows = consume(&topic, 2);
+    let insert = &rows[1]["value"];
+    assert_eq!(insert["op"], "c");
+    assert_eq!(insert["after"], json!({"id": 2, "unit_price": "0.50"}));
+    assert_eq!(insert["source"]["table"], "order_lines");
+    let tx_id = insert["transaction"]["id"]
+        .as_str()
+        .expect("the transaction block")
+        .to_string();
+    assert_eq!(tx_id, insert["source"]["txId"].to_string());
+    assert_eq!(
+        (
+            &insert["transaction"]["total_order"],
+            &insert["transaction"]["data_collection_order"]
+        ),
+        (&json!(1), &json!(1))
+    );
+
+    let message = consume(&format!("{prefix}.message"), 1);
+    assert_eq!(message[0]["key"], json!({"prefix": "audit"}));
+    let m = &message[0]["value"];
+    assert_eq!(m["op"], "m");
+    assert_eq!(
+        m["message"],
+        json!({"prefix": "audit", "content": b64(b"who=ann")})
+    );
+    assert_eq!(m["transaction"]["id"], tx_id.as_str());
+
+    let tx = consume(&format!("{prefix}.transaction"), 2);
+    let (begin, end) = (&tx[0]["value"], &tx[1]["value"]);
+    assert_eq!(tx[0]["key"], json!({"id": tx_id}));
+    assert_eq!(
+        (&begin["status"], &begin["id"]),
+        (&json!("BEGIN"), &json!(tx_id))
+    );
+    assert_eq!(begin["event_count"], Value::Null);
+    assert_eq!((&end["status"], &end["id"]), (&json!("END"), &json!(tx_id)));
+    assert_eq!(end["event_count"], 2, "the row and the message");
+    assert_eq!(
+        end["data_collections"],
+        json!([
+            {"data_collection": "public.order_lines", "event_count": 1},
+            {"data_collection": "LOGICAL_DECODING_MESSAGE", "event_count": 1},
+        ])
+    );
+
+    let heartbeat = consume(&format!("__debezium-heartbeat.{prefix}"), 1);
+    assert_eq!(heartbeat[0]["key"], json!({"serverName": prefix}));
+    assert!(
+        heartbeat[0]["value"]["ts_ms"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000_000),
+        "{}",
+        heartbeat[0]
+    );
+
+    // Every subject was registered through the authenticated API; the field name is sanitized.
+    let (status, latest) = registry.call(
+        "GET",
+        &format!("/subjects/{topic}-value/versions/latest"),
+        None,
+    );
+    assert_eq!(status, 200, "{latest}");
+    let schema: Value =
+        serde_json::from_str(latest["schema"].as_str().expect("schema")).expect("json");
+    assert_eq!(schema["namespace"], format!("{prefix}.public.order_lines"));
+    let value_fields: Vec<&str> = schema["fields"][0]["type"][1]["fields"]
+        .as_array()
+        .expect("Value fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(value_fields, ["id", "unit_price"]);
+    let (status, _) = registry.call_with_authorization(
+        "GET",
+        &format!("/subjects/{topic}-value/versions"),
+        None,
+        None,
+    );
+    assert_eq!(status, 401, "the stand-in does demand authentication");
+    relay.stop();
 }

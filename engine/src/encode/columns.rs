@@ -363,7 +363,12 @@ impl Kind {
             )
             .version(1)
             .doc("Geometry (POINT)"),
-            Kind::Array { element, .. } => s(Type::Array(Box::new(element.schema(col, true)))),
+            // Items are optional, except enum items: Debezium builds an enum array as
+            // `SchemaBuilder.array(Enum.builder(labels))`, whose items are required
+            // (RecordsSnapshotProducerIT.shouldSnapshotEnumArrayAsKnownType, DBZ-1969).
+            Kind::Array { element, .. } => s(Type::Array(Box::new(
+                element.schema(col, !matches!(**element, Kind::Enum)),
+            ))),
         }
     }
 }

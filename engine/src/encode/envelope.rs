@@ -128,7 +128,17 @@ impl TableLayout {
                         fallback,
                     });
                 }
-                Ok(ColumnType::Skipped) => skipped.push((col.name.clone(), col.type_name.clone())),
+                Ok(ColumnType::Skipped) => {
+                    // Once per column and table schema: each format builds a layout once per
+                    // schema version (a schema change builds a new one, and warns again).
+                    tracing::warn!(
+                        table = %qualified,
+                        column = %col.name,
+                        type_name = %col.type_name,
+                        "column left out of the records: walrelay has no Debezium mapping for its type (format.unknown_types: skip)"
+                    );
+                    skipped.push((col.name.clone(), col.type_name.clone()))
+                }
                 Err(kind) => {
                     return Err(EncodeError {
                         table: qualified,

@@ -329,14 +329,6 @@ impl TablePlan {
         table: &Arc<crate::event::TableSchema>,
     ) -> Result<TablePlan, EncodeError> {
         let layout = TableLayout::build(&opts.record, table)?;
-        for (column, type_name) in &layout.skipped {
-            tracing::warn!(
-                table = %layout.qualified,
-                column,
-                type_name,
-                "column left out of the records: walrelay has no Debezium mapping for its type (format.unknown_types: skip)"
-            );
-        }
         let prefix = |schema: Option<&Schema>| match (opts.schemas, schema) {
             (true, Some(s)) => {
                 let mut out = String::from("{\"schema\":");
