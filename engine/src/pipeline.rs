@@ -765,10 +765,23 @@ impl RelaySettings {
         use crate::pg::capture::SnapshotMode;
         let pg = &cfg.source.postgres;
         let plugins = admit_plugins(cfg)?;
-        let pg_config: tokio_postgres::Config = pg
-            .url
+        let (url, tls) = crate::pg::tls::TlsSettings::split(&pg.url)
+            .map_err(|e| anyhow::anyhow!("source.postgres.url: {e}"))?;
+        let mut pg_config: tokio_postgres::Config = url
             .parse()
             .with_context(|| "source.postgres.url is not a valid PostgreSQL connection URL")?;
+        pg_config.ssl_mode(tls.postgres_mode());
+        let tls = crate::pg::capture::PgTls {
+            mode: tls.mode,
+            connector: tls
+                .connector()
+                .map_err(|e| anyhow::anyhow!("source.postgres.url: {e}"))?,
+        };
+        if let Some(path) = &pg.password_file {
+            let password = crate::config::read_password_file(path)
+                .map_err(|e| anyhow::anyhow!("source.postgres.password_file: {e}"))?;
+            pg_config.password(password);
+        }
         let sink = match &cfg.sink.kafka {
             Some(kafka) => SinkSettings::Kafka(KafkaSettings {
                 brokers: kafka.brokers.clone(),
@@ -786,6 +799,7 @@ impl RelaySettings {
         Ok(RelaySettings {
             source: SourceSettings {
                 pg: pg_config,
+                tls,
                 slot: pg.slot.clone(),
                 publication: pg.publication.clone(),
                 tables: pg.tables.iter().map(|t| t.to_string()).collect(),
@@ -822,6 +836,7 @@ impl RelaySettings {
                 }),
                 heartbeat_interval: (cfg.heartbeat_interval_ms > 0)
                     .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
+                heartbeat_message: pg.heartbeat_message,
             },
             sink,
             topic_prefix: cfg.topic_prefix.clone(),

@@ -473,3 +473,124 @@ async fn replica_identities_keyless_and_partitioned_tables() {
     );
     relay.stop();
 }
+
+/// Cutover from another consumer of a slot — a Debezium connector being replaced — played by a
+/// relay stopped mid-stream. A new relay with its own, empty state directory is pointed at the
+/// same slot, publication and topic prefix:
+/// - under `snapshot: initial` it refuses to drop a slot it did not create, says how to take it
+///   over, and leaves the slot as it was;
+/// - under `snapshot: never` it streams from the slot's confirmed_flush_lsn: no second
+///   snapshot, every row written before and after the stop on the same topic, each key on the
+///   partition the first relay used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_takes_over_a_running_slot_without_a_snapshot() {
+    let s = services();
+    let db = Db::create("cutover").await;
+    db.exec(
+        "CREATE TABLE c (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO c SELECT g, 'row ' || g FROM generate_series(1, 50) g;",
+    )
+    .await;
+    let slot = unique("cutover");
+    let prefix = unique("cutover");
+    let topic = format!("{prefix}.public.c");
+    let partitions = "    topics: { partitions: 3 }\n";
+    let yaml = |snapshot: &str| {
+        relay_yaml(
+            &db,
+            &slot,
+            &["public.c"],
+            &prefix,
+            &s.brokers,
+            partitions,
+            "",
+        )
+        .replace("snapshot: initial", &format!("snapshot: {snapshot}"))
+    };
+    // The old consumer: snapshot, then streaming while rows keep coming.
+    let mut old = Relay::start(&format!("{slot}-old"), &yaml("initial"));
+    read_topic(&topic, WAIT, "the old consumer's snapshot", |r| {
+        r.len() >= 50
+    });
+    const LAST: i32 = 400;
+    let writer = {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let client = connect(&url).await;
+            for id in 51..=LAST {
+                client
+                    .execute(
+                        "INSERT INTO c VALUES ($1, $2)",
+                        &[&id, &format!("row {id}")],
+                    )
+                    .await
+                    .expect("insert");
+            }
+        })
+    };
+    read_topic(&topic, WAIT, "the old consumer mid-stream", |r| {
+        r.len() >= 120
+    });
+    assert!(old.stop().success(), "the old consumer stops cleanly");
+    let taken_over_at = Lsn::parse(&db.confirmed_flush(&slot).await.expect("slot")).expect("lsn");
+
+    // `initial` on a slot this relay has no record of: refused, slot untouched.
+    let mut refused = Relay::start(&format!("{slot}-refused"), &yaml("initial"));
+    let status = tokio::task::block_in_place(|| refused.wait_exit(WAIT));
+    assert!(!status.success());
+    let log = refused.log_text();
+    assert!(
+        log.contains(&format!("replication slot {slot} exists"))
+            && log.contains("snapshot: never")
+            && log.contains(&format!("pg_drop_replication_slot('{slot}')")),
+        "the refusal names the slot and both ways on: {log}"
+    );
+    assert_eq!(
+        Lsn::parse(
+            &db.confirmed_flush(&slot)
+                .await
+                .expect("the slot is still there")
+        )
+        .expect("lsn"),
+        taken_over_at,
+        "the refused relay did not move the slot"
+    );
+
+    // `never`: the takeover.
+    let mut new = Relay::start(&format!("{slot}-new"), &yaml("never"));
+    writer.await.expect("writer");
+    let records = read_topic(&topic, WAIT, "every row after the takeover", |r| {
+        let ids: std::collections::BTreeSet<i64> = r
+            .iter()
+            .filter_map(|r| r.value_json())
+            .filter_map(|v| v["payload"]["after"]["id"].as_i64())
+            .collect();
+        ids.len() >= LAST as usize
+    });
+    new.assert_running();
+    let mut partition_of = BTreeMap::new();
+    let mut reads = 0;
+    for r in &records {
+        let p = r.payload();
+        let id = p["after"]["id"].as_i64().expect("id");
+        assert_eq!(p["after"]["v"], format!("row {id}"));
+        if p["op"] == "r" {
+            reads += 1;
+        } else {
+            assert_eq!(p["op"], "c", "{p}");
+        }
+        let first = *partition_of.entry(id).or_insert(r.partition);
+        assert_eq!(first, r.partition, "id {id} stays on one partition");
+    }
+    assert_eq!(
+        reads, 50,
+        "one snapshot, the old consumer's: none after the takeover"
+    );
+    assert_eq!(
+        partition_of.keys().copied().collect::<Vec<_>>(),
+        (1..=i64::from(LAST)).collect::<Vec<_>>()
+    );
+    let log = new.log_text();
+    assert!(log.contains("resuming from the replication slot"), "{log}");
+    new.stop();
+}

@@ -6,6 +6,7 @@ mod support;
 mod avro;
 mod capture;
 mod cli;
+mod connections;
 mod cookbook;
 mod cross_client;
 mod declarative;

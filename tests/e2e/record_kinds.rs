@@ -458,3 +458,79 @@ async fn heartbeats_and_an_advancing_slot() {
     .await;
     relay.assert_running();
 }
+
+/// `source.postgres.heartbeat_message`: each heartbeat also writes a non-transactional
+/// `walrelay_heartbeat` logical decoding message into the database (seen here through a second,
+/// test_decoding slot), the slot is confirmed past them, and none of them is published on
+/// `<prefix>.message`, which still carries the application's own messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_messages_are_written_and_never_published() {
+    let db = Db::create("hbmsg").await;
+    db.exec("CREATE TABLE watched (id int PRIMARY KEY);").await;
+    let witness = unique("hbwitness");
+    db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{witness}', 'test_decoding')"
+    ))
+    .await;
+    let slot = unique("kinds");
+    let prefix = unique("kinds");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &["public.watched"],
+        &prefix,
+        &services().brokers,
+        "",
+        "heartbeat_interval_ms: 200\n",
+    )
+    .replace(
+        "    snapshot: initial\n",
+        "    snapshot: initial\n    heartbeat_message: true\n",
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+
+    // Three heartbeat messages in the WAL of this database.
+    let messages = wait_until(WAIT, "three heartbeat messages in the WAL", || async {
+        let rows = db
+            .client
+            .query(
+                "SELECT data FROM pg_logical_slot_peek_changes($1, NULL, NULL) \
+                 WHERE data LIKE 'message:%'",
+                &[&witness],
+            )
+            .await
+            .ok()?;
+        let texts: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        (texts.len() >= 3).then_some(texts)
+    })
+    .await;
+    for m in &messages {
+        assert!(
+            m.starts_with("message: transactional: 0 prefix: walrelay_heartbeat, sz: 0 content:"),
+            "{m}"
+        );
+    }
+    let row = db
+        .client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("wal lsn");
+    let written = Lsn::parse(row.get::<_, &str>(0)).expect("lsn");
+    confirmed_at_least(
+        &db,
+        &slot,
+        written.0,
+        "the slot confirmed past the heartbeat messages",
+    )
+    .await;
+
+    // The application's message is published; the heartbeat messages before it are not.
+    db.exec("SELECT pg_logical_emit_message(false, 'audit', 'mine')")
+        .await;
+    let published = read(&format!("{prefix}.message"), "the application's message", 1);
+    assert_eq!(published[0].payload()["message"]["prefix"], "audit");
+    assert_eq!(published.len(), 1, "no heartbeat message on the topic");
+    relay.assert_running();
+    db.exec(&format!("SELECT pg_drop_replication_slot('{witness}')"))
+        .await;
+}

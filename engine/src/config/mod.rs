@@ -270,7 +270,8 @@ pub struct PostgresSource {
     /// Connection string: a `postgres://user:password@host:port/database` URL
     /// (or libpq `key=value` pairs). Required. The user needs the REPLICATION
     /// attribute. Keep the password out of the file with
-    /// `${WALRELAY_PG_URL}`. Shown with its password hidden by `Debug`.
+    /// `${WALRELAY_PG_URL}`, `${PGPASSWORD}` in the URL, or `password_file`.
+    /// Shown with its password hidden by `Debug`.
     pub url: String,
     /// Name of the logical replication slot, which keeps the relay's position
     /// in the WAL. Required; `[a-z0-9_]`, 1 to 63 characters (PostgreSQL's
@@ -309,6 +310,22 @@ pub struct PostgresSource {
     /// sent back to PostgreSQL). Optional, default 10000; 100 to 3600000.
     #[serde(default = "default_status_interval_ms")]
     pub status_interval_ms: u64,
+    /// A file holding the password (its first line; a trailing newline is
+    /// ignored), read at start and used instead of any password in `url`: for
+    /// secrets mounted as files (Kubernetes, Docker). A relative path is taken
+    /// from the working directory. Optional.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// With `heartbeat_interval_ms`, each heartbeat also writes a
+    /// non-transactional logical decoding message (prefix
+    /// `walrelay_heartbeat`, empty content) into this database, as Debezium's
+    /// `heartbeat.action.query` is used: the walsender then has a change of
+    /// this database to decode and the slot's position moves with it even
+    /// where keepalives alone would not (a database idle while others write).
+    /// The messages themselves are never published. The role needs EXECUTE on
+    /// `pg_logical_emit_message`. Optional, default `false`.
+    #[serde(default)]
+    pub heartbeat_message: bool,
 }
 
 impl fmt::Debug for PostgresSource {
@@ -323,6 +340,8 @@ impl fmt::Debug for PostgresSource {
             .field("publication_mode", &self.publication_mode)
             .field("snapshot", &self.snapshot)
             .field("status_interval_ms", &self.status_interval_ms)
+            .field("password_file", &self.password_file)
+            .field("heartbeat_message", &self.heartbeat_message)
             .finish()
     }
 }
@@ -760,6 +779,20 @@ fn default_true() -> bool {
 fn default_state_dir() -> PathBuf {
     PathBuf::from("walrelay-state")
 }
+/// The password in `source.postgres.password_file`: its first line, without the line end.
+pub fn read_password_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(format!(
+            "the password file {} is empty: its first line is the password",
+            path.display()
+        ));
+    }
+    Ok(line.to_string())
+}
+
 fn default_status_interval_ms() -> u64 {
     10_000
 }

@@ -736,6 +736,35 @@ t.yaml:16:9: sink.kafka.topics.config.cleanup.policy: refused here: set sink.kaf
 }
 
 #[test]
+fn password_file_is_read_and_checked() {
+    let with = |path: &str| {
+        BASE.replace(
+            "    tables:",
+            &format!("    password_file: {path}\n    tables:"),
+        )
+    };
+    let e = err(&with("/nonexistent/walrelay-pw"));
+    assert!(
+        e.starts_with("t.yaml:6:5: source.postgres.password_file: cannot read the password file /nonexistent/walrelay-pw: "),
+        "{e}"
+    );
+    let dir = std::env::temp_dir().join(format!("walrelay-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    assert_eq!(
+        err(&with(empty.to_str().unwrap())),
+        format!("t.yaml:6:5: source.postgres.password_file: the password file {} is empty: its first line is the password", empty.display())
+    );
+    let good = dir.join("good");
+    std::fs::write(&good, "s3cret\nignored\n").unwrap();
+    let cfg = ok(&with(good.to_str().unwrap()));
+    let path = cfg.source.postgres.password_file.expect("password_file");
+    assert_eq!(super::read_password_file(&path).unwrap(), "s3cret");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn empty_and_non_mapping_files() {
     assert_eq!(err(""), "t.yaml:1:1: missing field `source`");
     assert_eq!(

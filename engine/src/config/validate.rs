@@ -99,6 +99,11 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
         }
     }
     check_columns(&pg.columns, p);
+    if let Some(path) = &pg.password_file {
+        if let Err(e) = crate::config::read_password_file(path) {
+            p.add("source.postgres.password_file", e);
+        }
+    }
     if !(100..=3_600_000).contains(&pg.status_interval_ms) {
         p.add(
             "source.postgres.status_interval_ms",
@@ -238,6 +243,12 @@ fn check_record_kinds(config: &Config, p: &mut Problems) {
         }
     }
     let ms = config.heartbeat_interval_ms;
+    if ms == 0 && config.source.postgres.heartbeat_message {
+        p.add(
+            "source.postgres.heartbeat_message",
+            "needs heartbeat_interval_ms: the messages are written with each heartbeat (set heartbeat_interval_ms, e.g. 10000)",
+        );
+    }
     if ms != 0 && !(100..=86_400_000).contains(&ms) {
         p.add(
             "heartbeat_interval_ms",

@@ -88,6 +88,8 @@ pub enum SnapshotMode {
 /// Everything capture needs, resolved from the configuration.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
+    /// TLS for both connections (`sslmode` and the certificate files of the URL).
+    pub tls: PgTls,
     pub pg: tokio_postgres::Config,
     pub slot: String,
     pub publication: String,
@@ -110,7 +112,28 @@ pub struct SourceSettings {
     pub logical_messages: Option<MessageFilter>,
     /// Emit a heartbeat this often while streaming; `None`: no heartbeats.
     pub heartbeat_interval: Option<Duration>,
+    /// With each heartbeat, write a [`HEARTBEAT_MESSAGE_PREFIX`] logical decoding message into
+    /// the source database (never published).
+    pub heartbeat_message: bool,
 }
+
+/// TLS to PostgreSQL: the URL's `sslmode` and, unless it is `disable`, the connector built
+/// from its certificate files (see [`super::tls`]).
+#[derive(Clone)]
+pub struct PgTls {
+    pub mode: super::tls::SslMode,
+    pub connector: Option<native_tls::TlsConnector>,
+}
+
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgTls({:?})", self.mode)
+    }
+}
+
+/// The prefix of the logical decoding messages `heartbeat_message` writes; messages with it are
+/// consumed by capture and never published.
+pub const HEARTBEAT_MESSAGE_PREFIX: &str = "walrelay_heartbeat";
 
 /// Which logical decoding messages are streamed, by prefix. Debezium's
 /// `message.prefix.include.list` / `message.prefix.exclude.list` take regular expressions;
@@ -212,8 +235,21 @@ pub enum CaptureError {
     State(#[from] StateError),
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] tokio_postgres::Error),
+    #[error("TLS to PostgreSQL failed (sslmode={mode}): {source}: {detail}. Check sslrootcert (the CA that signed the server's certificate) and, for verify-full, that the URL's host is a name or address in the certificate")]
+    ConnectTls {
+        mode: super::tls::SslMode,
+        #[source]
+        source: tokio_postgres::Error,
+        detail: String,
+    },
     #[error("snapshot of {table} failed: {source}")]
     Snapshot {
+        table: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("the relay's role may not read {table} for the snapshot ({source}): run `GRANT SELECT ON {table} TO <the role of source.postgres.url>` (REPLICATION, or a managed service's replication role, does not grant it)")]
+    SnapshotPrivilege {
         table: String,
         #[source]
         source: tokio_postgres::Error,
@@ -235,6 +271,20 @@ pub enum CaptureError {
     Stream { lsn: Lsn, message: String },
     #[error("source.postgres.columns leaves out {table}.{column}, a key column of {table}: the events' keys would change. Keep the column (narrow or remove the pattern)")]
     KeyColumnLeftOut { table: String, column: String },
+    #[error(
+        "replication slot {slot} exists (confirmed_flush_lsn {confirmed_flush}) but {state_dir} \
+         has no record of walrelay creating it: it belongs to another consumer (a Debezium \
+         connector being replaced, say) or the state directory was lost, and snapshot: {mode} \
+         would drop it and lose that position. To take the slot over and stream from its \
+         confirmed_flush_lsn without a snapshot, set source.postgres.snapshot: never; to start \
+         afresh, drop it: SELECT pg_drop_replication_slot('{slot}')"
+    )]
+    ForeignSlot {
+        slot: String,
+        confirmed_flush: Lsn,
+        state_dir: String,
+        mode: &'static str,
+    },
     #[error("the pipeline stopped while capture was running")]
     PipelineGone,
 }
@@ -281,6 +331,20 @@ pub struct Capture {
     server_version: i32,
 }
 
+/// Drives a SQL connection in the background until it ends.
+fn spawn_connection<F>(connection: F)
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "SQL connection ended");
+        }
+    });
+}
+
 impl Capture {
     /// Connects, checks the server, ensures the publication and decides how to start.
     pub async fn prepare(settings: SourceSettings, state: StateStore) -> Result<Capture> {
@@ -289,15 +353,35 @@ impl Capture {
         if pg.get_application_name().is_none() {
             pg.application_name("walrelay");
         }
-        let (client, connection) = pg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(CaptureError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "SQL connection ended");
+        let client = match &settings.tls.connector {
+            Some(c) => {
+                let tls = postgres_native_tls::MakeTlsConnector::new(c.clone());
+                let (client, connection) = pg.connect(tls).await.map_err(|e| {
+                    // A failed handshake (an untrusted certificate, a wrong host name) does
+                    // not mend itself: not retried.
+                    match std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<native_tls::Error>())
+                    {
+                        Some(cause) => CaptureError::ConnectTls {
+                            mode: settings.tls.mode,
+                            detail: cause.to_string(),
+                            source: e,
+                        },
+                        None => CaptureError::Connect(e),
+                    }
+                })?;
+                spawn_connection(connection);
+                client
             }
-        });
+            None => {
+                let (client, connection) = pg
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(CaptureError::Connect)?;
+                spawn_connection(connection);
+                client
+            }
+        };
         let database = catalog::check_server(&client).await?;
         let server_version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int4", &[])
@@ -378,6 +462,22 @@ impl Capture {
                             Plan::NewSlot { snapshot: true }
                         }
                     }
+                    (SnapshotMode::Initial | SnapshotMode::WhenNeeded, Ok(()))
+                        if recorded.is_none() =>
+                    {
+                        // walrelay records a slot before creating it, so a slot without a
+                        // record is not one of its own: never drop another consumer's position.
+                        return Err(CaptureError::ForeignSlot {
+                            slot: name.clone(),
+                            confirmed_flush: info.confirmed_flush.unwrap_or_default(),
+                            state_dir: state.dir().display().to_string(),
+                            mode: if mode == SnapshotMode::Initial {
+                                "initial"
+                            } else {
+                                "when_needed"
+                            },
+                        });
+                    }
                     (SnapshotMode::Initial | SnapshotMode::WhenNeeded, Ok(())) if !done => {
                         tracing::warn!(slot = %name, "the initial snapshot of this slot did not complete: dropping the slot and taking the snapshot again");
                         catalog::drop_slot(&client, name).await?;
@@ -431,11 +531,16 @@ impl Capture {
             return Ok(());
         }
         let only = settings.snapshot == SnapshotMode::InitialOnly;
-        let mut repl = ReplicationConnection::connect(&settings.pg).await?;
+        let mut repl = ReplicationConnection::connect(&settings.pg, &settings.tls).await?;
         let start = match plan {
             Plan::Finished => unreachable!("returned above"),
             Plan::Resume => Lsn::ZERO, // the server starts from the slot's confirmed_flush_lsn
             Plan::NewSlot { snapshot } => {
+                if snapshot {
+                    // Recorded before the slot exists: a slot found without a record is
+                    // another consumer's (see `CaptureError::ForeignSlot`).
+                    state.snapshot_started(&settings.slot, Lsn::ZERO)?;
+                }
                 let created = repl
                     .create_slot_exporting_snapshot(&settings.slot, only)
                     .await?;
@@ -511,6 +616,7 @@ impl Capture {
             last_keepalive: Lsn::ZERO,
             truncate_events: settings.truncate_events,
             messages,
+            heartbeat_message: settings.heartbeat_message,
             key_encoder: DebeziumJson::new(JsonOptions {
                 record: crate::encode::envelope::RecordOptions {
                     topic_prefix: String::new(),
@@ -553,7 +659,13 @@ async fn snapshot_tables(
 ) -> Result<Option<u64>> {
     let snap_err = |table: &str| {
         let table = table.to_string();
-        move |source| CaptureError::Snapshot { table, source }
+        move |source: tokio_postgres::Error| {
+            if source.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+                CaptureError::SnapshotPrivilege { table, source }
+            } else {
+                CaptureError::Snapshot { table, source }
+            }
+        }
     };
     client
         .batch_execute(&format!(
@@ -731,6 +843,8 @@ struct Streamer {
     last_keepalive: Lsn,
     truncate_events: bool,
     messages: Option<MessageFilter>,
+    /// Write a [`HEARTBEAT_MESSAGE_PREFIX`] message with each heartbeat.
+    heartbeat_message: bool,
     /// Encodes keys for the headers of primary-key changes (only the payload is used, so the
     /// options do not matter).
     key_encoder: DebeziumJson,
@@ -786,7 +900,12 @@ impl Streamer {
                         Some(h) => { h.tick().await; }
                         None => std::future::pending::<()>().await,
                     }
-                } => self.heartbeat(&out)?,
+                } => {
+                    self.heartbeat(&out)?;
+                    if self.heartbeat_message {
+                        self.emit_heartbeat_message().await;
+                    }
+                }
                 msg = stream.next() => {
                     let mut msg = msg?;
                     // Drain what is already buffered before handing the batch on.
@@ -873,6 +992,21 @@ impl Streamer {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(CaptureError::PipelineGone),
+        }
+    }
+
+    /// Writes a [`HEARTBEAT_MESSAGE_PREFIX`] message into the source database. A failure is
+    /// logged and does not stop capture: the heartbeat record and keepalives still move the slot.
+    async fn emit_heartbeat_message(&self) {
+        if let Err(e) = self
+            .client
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, '')",
+                &[&HEARTBEAT_MESSAGE_PREFIX],
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "source.postgres.heartbeat_message: cannot write the heartbeat message; the role needs EXECUTE on pg_logical_emit_message(boolean, text, text)");
         }
     }
 
@@ -1021,7 +1155,8 @@ impl Streamer {
         content: Vec<u8>,
         batch: &mut Vec<Item>,
     ) {
-        let admitted = self.messages.as_ref().is_some_and(|f| f.admits(&prefix));
+        let admitted = prefix != HEARTBEAT_MESSAGE_PREFIX
+            && self.messages.as_ref().is_some_and(|f| f.admits(&prefix));
         if admitted {
             let (tx_id, ts_us) = match (&self.tx, transactional) {
                 (Some(tx), true) => (Some(i64::from(tx.xid)), tx.commit_ts_us),

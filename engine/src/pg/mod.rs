@@ -5,5 +5,6 @@
 pub mod capture;
 pub mod catalog;
 pub mod replication;
+pub mod tls;
 
 pub use walrelay_pgwire::{copy_text, pgoutput, text};

@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 use tokio_postgres::config::Host;
 
 use crate::event::Lsn;
+use crate::pg::capture::PgTls;
+use crate::pg::tls::SslMode;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -58,6 +60,12 @@ pub enum ReplicationError {
     Protocol(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("TLS to {host} failed (sslmode={mode}): {message}. Check sslrootcert (the CA that signed the server's certificate) and, for verify-full, that the URL's host is a name or address in the certificate")]
+    Tls {
+        host: String,
+        mode: SslMode,
+        message: String,
+    },
 }
 
 impl ReplicationError {
@@ -108,19 +116,46 @@ pub struct CreatedSlot {
     pub snapshot_name: String,
 }
 
+/// Asks the server for TLS (SSLRequest) and, when it agrees, runs the handshake; a server that
+/// declines is used in plain text only under `prefer`.
+async fn negotiate_tls(
+    mut stream: TcpStream,
+    host: &str,
+    mode: SslMode,
+    connector: &native_tls::TlsConnector,
+) -> Result<Box<dyn Io>> {
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    stream.write_all(&request).await?;
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer).await?;
+    let fail = |message: String| ReplicationError::Tls {
+        host: host.to_string(),
+        mode,
+        message,
+    };
+    match answer[0] {
+        b'S' => {
+            let tls = tokio_native_tls::TlsConnector::from(connector.clone());
+            let stream = tls
+                .connect(host, stream)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(Box::new(stream))
+        }
+        b'N' if mode == SslMode::Prefer => Ok(Box::new(stream)),
+        b'N' => Err(fail("the server does not accept TLS connections".into())),
+        other => Err(ReplicationError::Protocol(format!(
+            "answer {other:#04x} to the TLS request"
+        ))),
+    }
+}
+
 impl ReplicationConnection {
     /// Connects with `replication=database` using the host, port, user, password and database
-    /// of `config` (a `tokio_postgres::Config`, so one URL serves both connections).
-    pub async fn connect(config: &tokio_postgres::Config) -> Result<Self> {
-        if matches!(
-            config.get_ssl_mode(),
-            tokio_postgres::config::SslMode::Require
-        ) {
-            return Err(ReplicationError::Unsupported(
-                "sslmode=require is not supported by walrelay yet; use sslmode=disable or prefer"
-                    .into(),
-            ));
-        }
+    /// of `config` (a `tokio_postgres::Config`, so one URL serves both connections), over TLS as
+    /// `tls` says (TCP only: a Unix socket is local and never encrypted, as with libpq).
+    pub async fn connect(config: &tokio_postgres::Config, tls: &PgTls) -> Result<Self> {
         let host = config
             .get_hosts()
             .first()
@@ -137,7 +172,10 @@ impl ReplicationConnection {
                     }
                 })?;
                 stream.set_nodelay(true)?;
-                Box::new(stream)
+                match &tls.connector {
+                    Some(connector) => negotiate_tls(stream, h, tls.mode, connector).await?,
+                    None => Box::new(stream),
+                }
             }
             Host::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));

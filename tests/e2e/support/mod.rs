@@ -15,6 +15,7 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_postgres::{Client, NoTls};
 
+pub mod json_order;
 pub mod murmur2;
 pub mod registry;
 
@@ -24,6 +25,10 @@ pub struct Services {
     pub brokers: String,
     pub tansu_bin: PathBuf,
     pub repo: PathBuf,
+    /// The CA that signed the PostgreSQL server's certificate (for IP 127.0.0.1).
+    pub pg_ca: PathBuf,
+    /// A CA that signed nothing the server has.
+    pub pg_other_ca: PathBuf,
 }
 
 /// Starts the services once per test binary (idempotent: running ones are reused).
@@ -51,6 +56,8 @@ pub fn services() -> &'static Services {
             brokers: vars["WALRELAY_KAFKA_BROKERS"].to_string(),
             tansu_bin: PathBuf::from(vars["WALRELAY_TANSU_BIN"]),
             repo,
+            pg_ca: PathBuf::from(vars["WALRELAY_PG_CA"]),
+            pg_other_ca: PathBuf::from(vars["WALRELAY_PG_OTHER_CA"]),
         }
     })
 }
@@ -652,6 +659,19 @@ pub fn python_consume(
     expect: usize,
     timeout: Duration,
 ) -> Vec<serde_json::Value> {
+    python_consume_with(brokers, topics, format, &[], expect, timeout)
+}
+
+/// [`python_consume`] with more arguments for consume.py (`--basic-auth user:password`,
+/// `--bearer token`).
+pub fn python_consume_with(
+    brokers: &str,
+    topics: &[&str],
+    format: &WireFormat,
+    args: &[&str],
+    expect: usize,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
     let script = services().repo.join("tests/e2e/consume.py");
     let mut cmd = Command::new(consumer_python());
     cmd.arg(&script).args(["--bootstrap", brokers]);
@@ -666,6 +686,7 @@ pub fn python_consume(
             cmd.args(["--format", "avro", "--registry", registry]);
         }
     }
+    cmd.args(args);
     cmd.args(["--expect", &expect.to_string()])
         .args(["--timeout", &timeout.as_secs_f64().to_string()]);
     let out = cmd.output().expect("run consume.py");
