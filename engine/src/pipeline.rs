@@ -837,6 +837,7 @@ impl RelaySettings {
                 heartbeat_interval: (cfg.heartbeat_interval_ms > 0)
                     .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
                 heartbeat_message: pg.heartbeat_message,
+                server_timeout: Duration::from_millis(pg.server_timeout_ms),
             },
             sink,
             topic_prefix: cfg.topic_prefix.clone(),

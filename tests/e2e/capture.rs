@@ -594,3 +594,82 @@ async fn cutover_takes_over_a_running_slot_without_a_snapshot() {
     assert!(log.contains("resuming from the replication slot"), "{log}");
     new.stop();
 }
+
+/// A walsender that falls silent without closing the connection (SIGSTOP: the TCP connection
+/// stays open, nothing arrives, as with a half-open connection or a frozen server) is taken for
+/// dead after `server_timeout_ms`, although no error ever reaches the socket. The relay
+/// reconnects by itself and, once the old walsender is gone and the slot free again, streams on
+/// without losing a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_is_detected_and_capture_reconnects() {
+    let s = services();
+    let db = Db::create("silent").await;
+    db.exec("CREATE TABLE k (id int PRIMARY KEY, v text NOT NULL);")
+        .await;
+    let slot = unique("silent");
+    let prefix = unique("silent");
+    let topic = format!("{prefix}.public.k");
+    let yaml = relay_yaml(&db, &slot, &["public.k"], &prefix, &s.brokers, "", "").replace(
+        "    status_interval_ms: 1000\n",
+        "    status_interval_ms: 1000\n    server_timeout_ms: 2000\n",
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+    let walsender = || async {
+        db.client
+            .query_one(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .ok()?
+            .get::<_, Option<i32>>(0)
+    };
+    let pid = wait_until(WAIT, "an active walsender", walsender).await;
+    let insert = |from: i32, to: i32| {
+        format!("INSERT INTO k SELECT g, 'row ' || g FROM generate_series({from}, {to}) g")
+    };
+    db.exec(&insert(1, 100)).await;
+    read_topic(&topic, WAIT, "the first rows", |r| r.len() >= 100);
+
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    db.exec(&insert(101, 200)).await;
+    wait_until(
+        WAIT,
+        "the relay to take the silent connection for dead",
+        || {
+            relay.assert_running();
+            let seen = relay.log_text().contains("taking the connection for dead");
+            async move { seen.then_some(()) }
+        },
+    )
+    .await;
+    // Let the old walsender see the closed connection and exit, freeing the slot.
+    signal("-CONT");
+    let records = read_topic(&topic, WAIT, "every row after the reconnection", |r| {
+        let ids: std::collections::BTreeSet<i64> = r
+            .iter()
+            .filter_map(|r| r.value_json())
+            .filter_map(|v| v["payload"]["after"]["id"].as_i64())
+            .collect();
+        ids.len() >= 200
+    });
+    relay.assert_running();
+    for r in &records {
+        let after = &r.payload()["after"];
+        let id = after["id"].as_i64().expect("id");
+        assert_eq!(after["v"], format!("row {id}"));
+    }
+    let now = wait_until(WAIT, "a new walsender", || async {
+        walsender().await.filter(|p| *p != pid)
+    })
+    .await;
+    assert_ne!(now, pid);
+    relay.stop();
+}

@@ -326,6 +326,14 @@ pub struct PostgresSource {
     /// `pg_logical_emit_message`. Optional, default `false`.
     #[serde(default)]
     pub heartbeat_message: bool,
+    /// Milliseconds the server may stay silent while streaming before the
+    /// connection is taken for dead and capture reconnects (from the confirmed
+    /// position). At half of it walrelay asks the server for a keepalive, which
+    /// a live walsender answers at once, so only a dead peer (a half-open TCP
+    /// connection, a frozen server) reaches the limit. Optional, default
+    /// 60000; 1000 to 3600000.
+    #[serde(default = "default_server_timeout_ms")]
+    pub server_timeout_ms: u64,
 }
 
 impl fmt::Debug for PostgresSource {
@@ -342,6 +350,7 @@ impl fmt::Debug for PostgresSource {
             .field("status_interval_ms", &self.status_interval_ms)
             .field("password_file", &self.password_file)
             .field("heartbeat_message", &self.heartbeat_message)
+            .field("server_timeout_ms", &self.server_timeout_ms)
             .finish()
     }
 }
@@ -791,6 +800,10 @@ pub fn read_password_file(path: &std::path::Path) -> Result<String, String> {
         ));
     }
     Ok(line.to_string())
+}
+
+fn default_server_timeout_ms() -> u64 {
+    60_000
 }
 
 fn default_status_interval_ms() -> u64 {

@@ -765,6 +765,16 @@ fn password_file_is_read_and_checked() {
 }
 
 #[test]
+fn server_timeout_default_and_range() {
+    assert_eq!(ok(BASE).source.postgres.server_timeout_ms, 60_000);
+    let text = BASE.replace("    tables:", "    server_timeout_ms: 999\n    tables:");
+    assert_eq!(
+        err(&text),
+        "t.yaml:6:5: source.postgres.server_timeout_ms: 999 is out of range: expected 1000 to 3600000 (milliseconds)"
+    );
+}
+
+#[test]
 fn empty_and_non_mapping_files() {
     assert_eq!(err(""), "t.yaml:1:1: missing field `source`");
     assert_eq!(

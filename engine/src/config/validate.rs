@@ -104,6 +104,15 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
             p.add("source.postgres.password_file", e);
         }
     }
+    if !(1000..=3_600_000).contains(&pg.server_timeout_ms) {
+        p.add(
+            "source.postgres.server_timeout_ms",
+            format!(
+                "{} is out of range: expected 1000 to 3600000 (milliseconds)",
+                pg.server_timeout_ms
+            ),
+        );
+    }
     if !(100..=3_600_000).contains(&pg.status_interval_ms) {
         p.add(
             "source.postgres.status_interval_ms",

@@ -112,6 +112,9 @@ pub struct SourceSettings {
     pub logical_messages: Option<MessageFilter>,
     /// Emit a heartbeat this often while streaming; `None`: no heartbeats.
     pub heartbeat_interval: Option<Duration>,
+    /// How long the server may stay silent while streaming before the connection is taken for
+    /// dead (a keepalive is requested at half of it).
+    pub server_timeout: Duration,
     /// With each heartbeat, write a [`HEARTBEAT_MESSAGE_PREFIX`] logical decoding message into
     /// the source database (never published).
     pub heartbeat_message: bool,
@@ -875,6 +878,9 @@ impl Streamer {
         );
         lag.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch: Vec<Item> = Vec::with_capacity(BATCH_SIZE);
+        // When the server last sent anything, and whether a keepalive was asked for since.
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
         'stream: loop {
             tokio::select! {
                 biased;
@@ -893,6 +899,20 @@ impl Streamer {
                 }
                 _ = tick.tick() => {
                     let c = *confirmed.borrow();
+                    let quiet = last_heard.elapsed();
+                    if quiet >= settings.server_timeout {
+                        return Err(CaptureError::Replication(ReplicationError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "the server sent nothing for {} ms, not even an answer to a keepalive request (source.postgres.server_timeout_ms): taking the connection for dead",
+                                quiet.as_millis()
+                            ),
+                        ))));
+                    }
+                    if quiet >= settings.server_timeout / 2 && !pinged {
+                        stream.send_status(c, true).await?;
+                        pinged = true;
+                    }
                     status.maybe_send(&mut stream, c).await?
                 }
                 _ = async {
@@ -908,6 +928,8 @@ impl Streamer {
                 }
                 msg = stream.next() => {
                     let mut msg = msg?;
+                    last_heard = Instant::now();
+                    pinged = false;
                     // Drain what is already buffered before handing the batch on.
                     loop {
                         let confirmed_now = *confirmed.borrow();
@@ -935,6 +957,8 @@ impl Streamer {
                                 _ = shutdown.changed() => break 'stream,
                             }
                         }
+                        // Nothing was read while waiting for room downstream.
+                        last_heard = Instant::now();
                     }
                 }
             }
