@@ -141,6 +141,54 @@ fn expected_fields() -> Value {
     ])
 }
 
+/// The whole value schema of a change record (reference section 2: the envelope's members in
+/// order, the source block's fields in order with those not marked optional required, the
+/// `event.block` transaction struct; section 8 for how the envelope closes).
+fn expected_envelope(prefix: &str) -> Value {
+    let value = |field: &str| {
+        json!({"type": "struct", "fields": expected_fields(), "optional": true,
+               "name": format!("{prefix}.public.matrix.Value"), "field": field})
+    };
+    let f = |ty: &str, optional: bool, field: &str| json!({"type": ty, "optional": optional, "field": field});
+    json!({
+        "type": "struct",
+        "fields": [
+            value("before"),
+            value("after"),
+            {"type": "struct", "fields": [
+                f("string", false, "version"),
+                f("string", false, "connector"),
+                f("string", false, "name"),
+                f("int64", false, "ts_ms"),
+                {"type": "string", "optional": true, "name": "io.debezium.data.Enum", "version": 1,
+                 "parameters": {"allowed": "true,last,false,incremental"}, "default": "false",
+                 "field": "snapshot"},
+                f("string", false, "db"),
+                f("string", true, "sequence"),
+                f("int64", true, "ts_us"),
+                f("int64", true, "ts_ns"),
+                f("string", false, "schema"),
+                f("string", false, "table"),
+                f("int64", true, "txId"),
+                f("int64", true, "lsn"),
+                f("int64", true, "xmin"),
+             ], "optional": false, "name": "io.debezium.connector.postgresql.Source", "field": "source"},
+            {"type": "struct", "fields": [
+                f("string", false, "id"),
+                f("int64", false, "total_order"),
+                f("int64", false, "data_collection_order"),
+             ], "optional": true, "name": "event.block", "version": 1, "field": "transaction"},
+            f("string", false, "op"),
+            f("int64", true, "ts_ms"),
+            f("int64", true, "ts_us"),
+            f("int64", true, "ts_ns"),
+        ],
+        "optional": false,
+        "name": format!("{prefix}.public.matrix.Envelope"),
+        "version": 2,
+    })
+}
+
 /// Row 1 as Debezium writes it.
 fn row1(big: &str) -> Value {
     json!({
@@ -339,6 +387,24 @@ async fn golden_type_matrix_json() {
         !actual_fields.iter().any(|f| f["field"] == "tv"),
         "tsvector has no mapping: left out (unknown_types: skip)"
     );
+    // Then the whole value schema, member by member, of every change record (r, r, c, u, d).
+    let envelope = expected_envelope(&prefix);
+    for r in records.iter().filter(|r| r.value.is_some()) {
+        let actual = &r.value_json().expect("value")["schema"];
+        for (a, e) in actual["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .zip(envelope["fields"].as_array().expect("fields"))
+        {
+            assert_eq!(
+                a, e,
+                "envelope member {} at offset {}",
+                e["field"], r.offset
+            );
+        }
+        assert_eq!(actual, &envelope, "value schema at offset {}", r.offset);
+    }
     assert_eq!(
         records[0].key_json()["schema"],
         json!({"type": "struct", "fields": [{"type": "int32", "optional": false, "field": "id"}],
