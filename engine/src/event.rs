@@ -112,6 +112,8 @@ pub enum SnapshotMarker {
     LastInDataCollection,
     /// The very last row of the snapshot.
     Last,
+    /// A row read by an incremental snapshot, while streaming (see `pg::incremental`).
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -123,6 +125,7 @@ impl SnapshotMarker {
             SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
             SnapshotMarker::LastInDataCollection => "last_in_data_collection",
             SnapshotMarker::Last => "last",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }

@@ -67,6 +67,16 @@ enum Command {
         #[arg(long)]
         idle_secs: Option<u64>,
     },
+    /// Ask the running relay to read tables again while it streams (an incremental snapshot):
+    /// writes an execute-snapshot signal into source.postgres.incremental_snapshots.signal_table.
+    Snapshot {
+        /// The relay's YAML configuration.
+        #[arg(short, long, env = "WALRELAY_CONFIG")]
+        config: PathBuf,
+        /// The tables to read, `schema.table` (a bare name means `public.name`).
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
     /// Plugin components: keys, signatures and digests for `plugin_policy:` and `sha256:`.
     Plugin {
         #[command(subcommand)]
@@ -241,6 +251,24 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin { command } => plugin_command(command),
         Command::Record { .. } => unreachable!("handled in main"),
+        Command::Snapshot { config, tables } => {
+            let cfg = walrelay::config::load(&config)?;
+            let settings = walrelay::pipeline::RelaySettings::from_config(&cfg)
+                .with_context(|| format!("{}", config.display()))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let id = runtime.block_on(walrelay::pg::capture::signal_incremental_snapshot(
+                &settings.source,
+                &tables,
+            ))?;
+            println!(
+                "signal {id} written: the relay reads {} incrementally while it streams",
+                tables.join(", ")
+            );
+            Ok(())
+        }
         Command::Run { config } => {
             let cfg = walrelay::config::load(&config)?;
             let settings = walrelay::pipeline::RelaySettings::from_config(&cfg)

@@ -65,6 +65,11 @@ pub enum Checkpoint {
     Lsn(Lsn),
     /// Every row of the slot's initial snapshot was acknowledged: record it.
     SnapshotDone { slot: String, consistent_point: Lsn },
+    /// An incremental snapshot's rows so far were acknowledged: record where it stands.
+    Incremental {
+        slot: String,
+        progress: crate::state::IncrementalProgress,
+    },
 }
 
 /// A stage of the plugin chain: takes the events of one segment (between two positions) and
@@ -396,6 +401,10 @@ impl Deliver {
                 tracing::info!(%slot, %consistent_point, "initial snapshot delivered and recorded");
                 Ok(())
             }
+            Ack::Checkpoint(Checkpoint::Incremental { slot, progress }) => self
+                .state
+                .save_incremental(&slot, &progress)
+                .map_err(RunError::fatal),
         }
     }
 
@@ -838,6 +847,12 @@ impl RelaySettings {
                     .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
                 heartbeat_message: pg.heartbeat_message,
                 server_timeout: Duration::from_millis(pg.server_timeout_ms),
+                incremental: pg.incremental_snapshots.as_ref().map(|i| {
+                    crate::pg::incremental::IncrementalSettings {
+                        signal_table: i.signal_table.to_string(),
+                        chunk_size: i.chunk_size,
+                    }
+                }),
             },
             sink,
             topic_prefix: cfg.topic_prefix.clone(),

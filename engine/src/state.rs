@@ -56,6 +56,17 @@ pub struct SlotState {
     pub consistent_point: String,
 }
 
+/// Where an incremental snapshot stands, recorded once its rows so far were acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalProgress {
+    /// Tables still to read, `schema.table`, the one being read first.
+    pub tables: Vec<String>,
+    /// PostgreSQL's text of the key columns of the last row delivered from `tables[0]`, in key
+    /// order; `None` before its first chunk.
+    pub last_key: Option<Vec<Option<String>>>,
+}
+
 /// A directory of per-slot state files.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -104,6 +115,49 @@ impl StateStore {
             path: path.clone(),
             source,
         })
+    }
+
+    fn incremental_path(&self, slot: &str) -> PathBuf {
+        self.dir.join(format!("{slot}.incremental.json"))
+    }
+
+    /// The recorded incremental snapshot of `slot`, if one is under way.
+    pub fn load_incremental(&self, slot: &str) -> Result<Option<IncrementalProgress>, StateError> {
+        let path = self.incremental_path(slot);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    /// Records an incremental snapshot's progress; no tables left removes the record.
+    pub fn save_incremental(
+        &self,
+        slot: &str,
+        progress: &IncrementalProgress,
+    ) -> Result<(), StateError> {
+        let path = self.incremental_path(slot);
+        if progress.tables.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StateError::Write { path, source: e })
+                }
+                _ => Ok(()),
+            };
+        }
+        let bytes = serde_json::to_vec_pretty(progress).map_err(std::io::Error::other);
+        let tmp = path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            fs::create_dir_all(&self.dir)?;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes?)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| StateError::Write { path, source })
     }
 
     pub fn snapshot_started(&self, slot: &str, consistent_point: Lsn) -> Result<(), StateError> {

@@ -11,6 +11,7 @@ mod cookbook;
 mod cross_client;
 mod declarative;
 mod delivery;
+mod incremental;
 mod languages;
 mod null_sink;
 mod plugin_cli;

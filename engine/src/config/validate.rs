@@ -104,6 +104,26 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
             p.add("source.postgres.password_file", e);
         }
     }
+    if let Some(inc) = &pg.incremental_snapshots {
+        let t = &inc.signal_table;
+        if let Some(message) = table_problem(t) {
+            p.add(
+                "source.postgres.incremental_snapshots.signal_table",
+                message,
+            );
+        } else if t.schema.contains('*') || t.table.contains('*') {
+            p.add(
+                "source.postgres.incremental_snapshots.signal_table",
+                format!("`{t}`: one table, not a pattern"),
+            );
+        }
+        if !(1..=1_000_000).contains(&inc.chunk_size) {
+            p.add(
+                "source.postgres.incremental_snapshots.chunk_size",
+                format!("{} is out of range: expected 1 to 1000000", inc.chunk_size),
+            );
+        }
+    }
     if !(1000..=3_600_000).contains(&pg.server_timeout_ms) {
         p.add(
             "source.postgres.server_timeout_ms",

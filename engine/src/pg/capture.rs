@@ -35,13 +35,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
 use super::catalog::{self, quote_ident, quote_table, CatalogError};
 use super::copy_text;
+use super::incremental::{self, Chunk, ChunkRow, Incremental, IncrementalSettings};
 use super::pgoutput::{self, Message, Relation, Tuple, TupleField};
 use super::replication::{
     ReplicationConnection, ReplicationError, ReplicationStream, StreamMessage, SESSION_OPTIONS,
@@ -115,6 +116,8 @@ pub struct SourceSettings {
     /// How long the server may stay silent while streaming before the connection is taken for
     /// dead (a keepalive is requested at half of it).
     pub server_timeout: Duration,
+    /// Incremental snapshots on signal; `None`: off.
+    pub incremental: Option<IncrementalSettings>,
     /// With each heartbeat, write a [`HEARTBEAT_MESSAGE_PREFIX`] logical decoding message into
     /// the source database (never published).
     pub heartbeat_message: bool,
@@ -288,6 +291,8 @@ pub enum CaptureError {
         state_dir: String,
         mode: &'static str,
     },
+    #[error("{0}")]
+    Incremental(String),
     #[error("the pipeline stopped while capture was running")]
     PipelineGone,
 }
@@ -332,6 +337,8 @@ pub struct Capture {
     plan: Plan,
     /// `server_version_num`, e.g. 150004.
     server_version: i32,
+    /// The signal table's relation (incremental snapshots on).
+    signal: Option<Arc<TableSchema>>,
 }
 
 /// Drives a SQL connection in the background until it ends.
@@ -348,43 +355,91 @@ where
     });
 }
 
+/// Opens the SQL connection to the source (TLS as the URL says) and drives it in the
+/// background.
+pub async fn connect_sql(settings: &SourceSettings) -> Result<Client> {
+    let mut pg = settings.pg.clone();
+    pg.options(SESSION_OPTIONS);
+    if pg.get_application_name().is_none() {
+        pg.application_name("walrelay");
+    }
+    match &settings.tls.connector {
+        Some(c) => {
+            let tls = postgres_native_tls::MakeTlsConnector::new(c.clone());
+            let (client, connection) = pg.connect(tls).await.map_err(|e| {
+                // A failed handshake (an untrusted certificate, a wrong host name) does
+                // not mend itself: not retried.
+                match std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<native_tls::Error>())
+                {
+                    Some(cause) => CaptureError::ConnectTls {
+                        mode: settings.tls.mode,
+                        detail: cause.to_string(),
+                        source: e,
+                    },
+                    None => CaptureError::Connect(e),
+                }
+            })?;
+            spawn_connection(connection);
+            Ok(client)
+        }
+        None => {
+            let (client, connection) = pg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(CaptureError::Connect)?;
+            spawn_connection(connection);
+            Ok(client)
+        }
+    }
+}
+
+/// Asks a running relay for an incremental snapshot of `tables` (`schema.table`; a bare name
+/// means `public`): writes an `execute-snapshot` signal into the signal table, the row
+/// Debezium's signalling writes. Returns the signal's id.
+pub async fn signal_incremental_snapshot(
+    settings: &SourceSettings,
+    tables: &[String],
+) -> Result<String> {
+    let inc = settings.incremental.as_ref().ok_or_else(|| {
+        CaptureError::Incremental(
+            "source.postgres.incremental_snapshots is not configured: the relay reads no signals"
+                .into(),
+        )
+    })?;
+    let tables: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            if t.contains('.') {
+                t.clone()
+            } else {
+                format!("public.{t}")
+            }
+        })
+        .collect();
+    let client = connect_sql(settings).await?;
+    let id = format!("walrelay-{:x}", now_us());
+    let data = serde_json::json!({"data-collections": tables, "type": "incremental"}).to_string();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {} (id, type, data) VALUES ($1, 'execute-snapshot', $2)",
+                quote_table(&inc.signal_table)
+            ),
+            &[&id, &data],
+        )
+        .await
+        .map_err(|source| CaptureError::Snapshot {
+            table: format!("{} (writing the signal)", inc.signal_table),
+            source,
+        })?;
+    Ok(id)
+}
+
 impl Capture {
     /// Connects, checks the server, ensures the publication and decides how to start.
     pub async fn prepare(settings: SourceSettings, state: StateStore) -> Result<Capture> {
-        let mut pg = settings.pg.clone();
-        pg.options(SESSION_OPTIONS);
-        if pg.get_application_name().is_none() {
-            pg.application_name("walrelay");
-        }
-        let client = match &settings.tls.connector {
-            Some(c) => {
-                let tls = postgres_native_tls::MakeTlsConnector::new(c.clone());
-                let (client, connection) = pg.connect(tls).await.map_err(|e| {
-                    // A failed handshake (an untrusted certificate, a wrong host name) does
-                    // not mend itself: not retried.
-                    match std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<native_tls::Error>())
-                    {
-                        Some(cause) => CaptureError::ConnectTls {
-                            mode: settings.tls.mode,
-                            detail: cause.to_string(),
-                            source: e,
-                        },
-                        None => CaptureError::Connect(e),
-                    }
-                })?;
-                spawn_connection(connection);
-                client
-            }
-            None => {
-                let (client, connection) = pg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(CaptureError::Connect)?;
-                spawn_connection(connection);
-                client
-            }
-        };
+        let client = connect_sql(&settings).await?;
         let database = catalog::check_server(&client).await?;
         let server_version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int4", &[])
@@ -394,10 +449,33 @@ impl Capture {
         let selection =
             catalog::resolve_tables(&client, &settings.tables, &settings.exclude_tables).await?;
         tracing::info!(tables = %selection.names.join(", "), "selected tables");
+        let mut published = selection.names.clone();
+        let signal = match &settings.incremental {
+            None => None,
+            Some(inc) => {
+                if server_version < 140_000 {
+                    return Err(CaptureError::Incremental(format!(
+                        "incremental snapshots need PostgreSQL 14 or later (their watermarks are logical decoding messages); this server is {server_version}"
+                    )));
+                }
+                let table = catalog::load_table_by_name(&client, &inc.signal_table)
+                    .await
+                    .map_err(|e| match e {
+                        CatalogError::NoTable(t) => CaptureError::Incremental(format!(
+                            "the signal table {t} (source.postgres.incremental_snapshots.signal_table) does not exist: create it, e.g. CREATE TABLE {t} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))"
+                        )),
+                        e => e.into(),
+                    })?;
+                if !published.contains(&inc.signal_table) {
+                    published.push(inc.signal_table.clone());
+                }
+                Some(Arc::new(table))
+            }
+        };
         catalog::ensure_publication(
             &client,
             &settings.publication,
-            &selection.names,
+            &published,
             server_version,
             settings.publication_mode,
         )
@@ -503,6 +581,7 @@ impl Capture {
             selected: selection.oids,
             plan,
             server_version,
+            signal,
         })
     }
 
@@ -529,6 +608,7 @@ impl Capture {
             selected,
             plan,
             server_version,
+            signal,
         } = self;
         if plan == Plan::Finished {
             return Ok(());
@@ -595,7 +675,7 @@ impl Capture {
             ("publication_names", quote_ident(&settings.publication)),
         ];
         let mut messages = settings.logical_messages.clone();
-        if messages.is_some() {
+        if messages.is_some() || signal.is_some() {
             if server_version >= 140_000 {
                 options.push(("messages", "true".to_string()));
             } else {
@@ -607,7 +687,20 @@ impl Capture {
             }
         }
         let stream = repl.start_logical(&settings.slot, start, &options).await?;
+        let incremental = match (&settings.incremental, &signal) {
+            (Some(inc), Some(table)) => {
+                let progress = state.load_incremental(&settings.slot)?;
+                if let Some(p) = &progress {
+                    tracing::info!(tables = %p.tables.join(", "), after_key = ?p.last_key, "resuming the incremental snapshot");
+                }
+                Some(Incremental::new(inc.clone(), table.oid, progress))
+            }
+            _ => None,
+        };
         let mut streamer = Streamer {
+            slot: settings.slot.clone(),
+            signal,
+            incremental,
             client,
             relations: tables.iter().map(|t| (t.oid, t.clone())).collect(),
             masks,
@@ -647,6 +740,59 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1).
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The rows of a `COPY … TO STDOUT` (text format), one line each, split off the received
+/// chunks without copying.
+struct CopyLines {
+    copy: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
+    buf: BytesMut,
+    done: bool,
+}
+
+impl CopyLines {
+    fn new(copy: tokio_postgres::CopyOutStream) -> Self {
+        CopyLines {
+            copy: Box::pin(copy),
+            buf: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    /// The next row's line (with its `\n`), `None` at the end.
+    async fn next(&mut self) -> std::result::Result<Option<BytesMut>, tokio_postgres::Error> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                return Ok(Some(self.buf.split_to(pos + 1)));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.copy.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => self.done = true,
+            }
+        }
+    }
+
+    /// Checks that the output ended on a row boundary.
+    fn finish(&self, table: &str, place: &str) -> Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(CaptureError::Value {
+                table: table.to_string(),
+                column: "(row)".into(),
+                place: place.into(),
+                message: "COPY output ended in the middle of a row".into(),
+            })
+        }
+    }
 }
 
 /// Reads every table inside the exported snapshot with `COPY … TO STDOUT` (text format: the same
@@ -694,12 +840,12 @@ async fn snapshot_tables(
             cols.join(", "),
             quote_table(&name)
         );
-        let copy = client
-            .copy_out(sql.as_str())
-            .await
-            .map_err(snap_err(&name))?;
-        futures_util::pin_mut!(copy);
-        let mut buf = BytesMut::new();
+        let mut lines = CopyLines::new(
+            client
+                .copy_out(sql.as_str())
+                .await
+                .map_err(snap_err(&name))?,
+        );
         let mut pending: Option<Vec<Value>> = None;
         let mut row_index: u64 = 0;
         let emit = |row: Vec<Value>, index: u64, last_in_table: bool, batch: &mut Vec<Item>| {
@@ -731,52 +877,31 @@ async fn snapshot_tables(
                 headers: Vec::new(),
             }));
         };
-        loop {
-            let chunk = copy.next().await;
-            let done = chunk.is_none();
-            if let Some(chunk) = chunk {
-                buf.extend_from_slice(&chunk.map_err(snap_err(&name))?);
-            }
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
-                copy_text::parse_row(&buf[..=pos], &mut fields).map_err(|e| {
-                    CaptureError::Value {
-                        table: name.clone(),
-                        column: "(row)".into(),
-                        place: "snapshot".into(),
-                        message: e.to_string(),
-                    }
-                })?;
-                let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
-                drop(fields);
-                buf.advance(pos + 1);
-                if let Some(prev) = pending.replace(row) {
-                    emit(prev, row_index, false, &mut batch);
-                    row_index += 1;
-                    if batch.len() >= BATCH_SIZE {
-                        if *shutdown.borrow() {
-                            return Ok(None);
-                        }
-                        send(
-                            out,
-                            std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
-                        )
-                        .await?;
-                    }
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        if !buf.is_empty() {
-            return Err(CaptureError::Value {
-                table: name,
+        while let Some(line) = lines.next().await.map_err(snap_err(&name))? {
+            let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
+            copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
+                table: name.clone(),
                 column: "(row)".into(),
                 place: "snapshot".into(),
-                message: "COPY output ended in the middle of a row".into(),
-            });
+                message: e.to_string(),
+            })?;
+            let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
+            if let Some(prev) = pending.replace(row) {
+                emit(prev, row_index, false, &mut batch);
+                row_index += 1;
+                if batch.len() >= BATCH_SIZE {
+                    if *shutdown.borrow() {
+                        return Ok(None);
+                    }
+                    send(
+                        out,
+                        std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
+                    )
+                    .await?;
+                }
+            }
         }
+        lines.finish(&name, "snapshot")?;
         if let Some(last) = pending.take() {
             emit(last, row_index, true, &mut batch);
             row_index += 1;
@@ -831,6 +956,10 @@ struct OpenTx {
 }
 
 struct Streamer {
+    slot: String,
+    /// The signal table (incremental snapshots on).
+    signal: Option<Arc<TableSchema>>,
+    incremental: Option<Incremental>,
     client: Client,
     relations: HashMap<u32, Arc<TableSchema>>,
     /// Per relation with left-out columns, which of the stream's columns events carry.
@@ -913,7 +1042,8 @@ impl Streamer {
                         stream.send_status(c, true).await?;
                         pinged = true;
                     }
-                    status.maybe_send(&mut stream, c).await?
+                    status.maybe_send(&mut stream, c).await?;
+                    self.read_chunk_if_due().await?;
                 }
                 _ = async {
                     match heartbeat.as_mut() {
@@ -960,6 +1090,7 @@ impl Streamer {
                         // Nothing was read while waiting for room downstream.
                         last_heard = Instant::now();
                     }
+                    self.read_chunk_if_due().await?;
                 }
             }
         }
@@ -1071,6 +1202,31 @@ impl Streamer {
     }
 
     async fn apply(&mut self, message: Message, lsn: Lsn, batch: &mut Vec<Item>) -> Result<()> {
+        let first_new = batch.len();
+        if let Message::Insert { relation, new, .. } = &message {
+            if self.signal.as_ref().is_some_and(|s| s.oid == *relation) {
+                self.on_signal(new, lsn);
+                return Ok(());
+            }
+        }
+        self.apply_message(message, lsn, batch).await?;
+        // Between a chunk's watermarks, the stream's changes of its table win.
+        if let Some(chunk) = self.incremental.as_mut().and_then(|i| i.chunk.as_mut()) {
+            for item in &batch[first_new..] {
+                if let Item::Event(ev) = item {
+                    chunk.yield_to(ev);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_message(
+        &mut self,
+        message: Message,
+        lsn: Lsn,
+        batch: &mut Vec<Item>,
+    ) -> Result<()> {
         match message {
             Message::Begin { xid, commit_ts_us, .. } => {
                 self.tx = Some(OpenTx { xid, commit_ts_us });
@@ -1169,6 +1325,248 @@ impl Streamer {
         Ok(())
     }
 
+    /// A row inserted into the signal table: an `execute-snapshot` signal queues its tables for
+    /// the incremental snapshot. Signals are never published.
+    fn on_signal(&mut self, tuple: &Tuple, lsn: Lsn) {
+        let (Some(signal), Some(inc)) = (&self.signal, self.incremental.as_mut()) else {
+            return;
+        };
+        let field = |name: &str| -> Option<String> {
+            let i = signal.columns.iter().position(|c| c.name == name)?;
+            match tuple.0.get(i)? {
+                TupleField::Text(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            }
+        };
+        let id = field("id").unwrap_or_default();
+        let kind = field("type").unwrap_or_default();
+        match incremental::parse_signal(&kind, field("data").as_deref()) {
+            Ok(Some(tables)) => {
+                let (known, unknown): (Vec<String>, Vec<String>) =
+                    tables.into_iter().partition(|t| {
+                        self.relations
+                            .values()
+                            .any(|r| r.qualified_name() == *t && r.has_key())
+                    });
+                if !unknown.is_empty() {
+                    tracing::warn!(signal = %id, %lsn, tables = %unknown.join(", "), "incremental snapshot signal: walrelay does not capture these tables, or they have no key: left out");
+                }
+                if !known.is_empty() {
+                    tracing::info!(signal = %id, %lsn, tables = %known.join(", "), "incremental snapshot requested");
+                    inc.request(known);
+                }
+            }
+            Ok(None) => {
+                tracing::info!(signal = %id, %lsn, r#type = %kind, "signal ignored: walrelay acts on execute-snapshot signals")
+            }
+            Err(e) => {
+                tracing::warn!(signal = %id, %lsn, "incremental snapshot signal refused: {e}")
+            }
+        }
+    }
+
+    /// Reads the incremental snapshot's next chunk between two watermarks, when one is due.
+    async fn read_chunk_if_due(&mut self) -> Result<()> {
+        loop {
+            let Some(inc) = self.incremental.as_mut() else {
+                return Ok(());
+            };
+            if !inc.wants_chunk() {
+                return Ok(());
+            }
+            let progress = inc.progress.as_ref().expect("a chunk is due");
+            let name = progress.tables[0].clone();
+            let after = progress.last_key.clone();
+            let Some(table) = self
+                .relations
+                .values()
+                .find(|t| t.qualified_name() == name && t.has_key())
+                .cloned()
+            else {
+                tracing::warn!(table = %name, "incremental snapshot: the table is no longer captured or has no key: skipped");
+                inc.finish_table();
+                continue;
+            };
+            let chunk_size = inc.settings.chunk_size;
+            let id = inc.next_id();
+            let key_columns: Vec<usize> = table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_key)
+                .map(|(i, _)| i)
+                .collect();
+            self.emit_watermark(&table, "low", &id).await?;
+            let (rows, last_key) = self
+                .read_chunk(&table, &key_columns, after.as_deref(), chunk_size)
+                .await?;
+            self.emit_watermark(&table, "high", &id).await?;
+            let last_of_table = rows.len() < chunk_size;
+            let inc = self.incremental.as_mut().expect("on");
+            inc.chunk = Some(Chunk {
+                id,
+                table,
+                key_columns,
+                rows,
+                open: false,
+                last_of_table,
+                last_key,
+                dropped: 0,
+            });
+            return Ok(());
+        }
+    }
+
+    async fn emit_watermark(&self, table: &TableSchema, which: &str, id: &str) -> Result<()> {
+        self.client
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, $2)",
+                &[&incremental::WATERMARK_PREFIX, &format!("{which}:{id}")],
+            )
+            .await
+            .map_err(|source| CaptureError::Snapshot {
+                table: format!(
+                    "{} (incremental, {which} watermark)",
+                    table.qualified_name()
+                ),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Up to `limit` rows of `table` after the key `after`, in key order, with the key text of
+    /// the last one.
+    #[allow(clippy::type_complexity)]
+    async fn read_chunk(
+        &self,
+        table: &TableSchema,
+        key_columns: &[usize],
+        after: Option<&[Option<String>]>,
+        limit: usize,
+    ) -> Result<(Vec<ChunkRow>, Option<Vec<Option<String>>>)> {
+        let name = table.qualified_name();
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let keys = key_columns
+            .iter()
+            .map(|&i| cols[i].as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Unknown-typed literals take the key columns' types: no casts needed.
+        let filter = match after {
+            Some(k) => format!(
+                " WHERE ({keys}) > ({})",
+                k.iter()
+                    .map(|v| v.as_deref().map_or("NULL".to_string(), quote_literal))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        let sql = format!(
+            "COPY (SELECT {} FROM {}{filter} ORDER BY {keys} LIMIT {limit}) TO STDOUT",
+            cols.join(", "),
+            quote_table(&name)
+        );
+        let err = |source| CaptureError::Snapshot {
+            table: format!("{name} (incremental)"),
+            source,
+        };
+        let mut lines = CopyLines::new(self.client.copy_out(sql.as_str()).await.map_err(err)?);
+        let mut rows = Vec::new();
+        let mut last_key = None;
+        while let Some(line) = lines.next().await.map_err(err)? {
+            let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
+            copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
+                table: name.clone(),
+                column: "(row)".into(),
+                place: "incremental snapshot".into(),
+                message: e.to_string(),
+            })?;
+            let row = row_values(
+                table,
+                fields.iter().map(|f| f.as_deref()),
+                "incremental snapshot",
+            )?;
+            last_key = Some(
+                key_columns
+                    .iter()
+                    .map(|&i| fields.get(i).and_then(|f| f.as_deref().map(str::to_string)))
+                    .collect(),
+            );
+            rows.push(ChunkRow {
+                key: key_columns.iter().map(|&i| row[i].clone()).collect(),
+                row,
+            });
+        }
+        lines.finish(&name, "incremental snapshot")?;
+        Ok((rows, last_key))
+    }
+
+    /// A watermark of the incremental snapshot: the low one opens the chunk's window; the high
+    /// one closes it and emits what is left of the chunk, then records the progress.
+    fn on_watermark(&mut self, content: &[u8], lsn: Lsn, batch: &mut Vec<Item>) {
+        let Some((low, id)) = incremental::parse_watermark(content) else {
+            return;
+        };
+        let Some(inc) = self.incremental.as_mut() else {
+            return;
+        };
+        // Another run's watermark (replayed after a restart): not ours.
+        if inc.chunk.as_ref().is_none_or(|c| c.id != id) {
+            return;
+        }
+        if low {
+            if let Some(c) = inc.chunk.as_mut() {
+                c.open = true;
+            }
+            return;
+        }
+        let chunk = inc.chunk.take().expect("matched above");
+        let ts_us = now_us();
+        let emitted = chunk.rows.len() as u64;
+        for r in chunk.rows {
+            batch.push(Item::Event(ChangeEvent {
+                op: Op::Read,
+                table: chunk.table.clone(),
+                before: None,
+                after: Some(r.row),
+                source: Source {
+                    lsn,
+                    last_commit_lsn: self.last_commit,
+                    tx_id: None,
+                    ts_us,
+                    snapshot: SnapshotMarker::Incremental,
+                },
+                topic: None,
+                headers: Vec::new(),
+            }));
+        }
+        inc.rows_emitted += emitted;
+        let name = chunk.table.qualified_name();
+        tracing::debug!(table = %name, emitted, taken_over_by_the_stream = chunk.dropped, "incremental snapshot chunk");
+        if chunk.last_of_table {
+            tracing::info!(table = %name, rows = inc.rows_emitted, "incremental snapshot of table done");
+            inc.finish_table();
+        } else if let Some(p) = inc.progress.as_mut() {
+            p.last_key = chunk.last_key;
+        }
+        let progress = inc
+            .progress
+            .clone()
+            .unwrap_or(crate::state::IncrementalProgress {
+                tables: Vec::new(),
+                last_key: None,
+            });
+        if progress.tables.is_empty() {
+            inc.progress = None;
+            tracing::info!("incremental snapshot done");
+        }
+        batch.push(Item::Checkpoint(Checkpoint::Incremental {
+            slot: self.slot.clone(),
+            progress,
+        }));
+    }
+
     /// A logical decoding message: an [`Item::Message`] when the filter admits its prefix; a
     /// non-transactional one outside a transaction is then confirmed just past its own LSN.
     fn message(
@@ -1179,7 +1577,11 @@ impl Streamer {
         content: Vec<u8>,
         batch: &mut Vec<Item>,
     ) {
+        if prefix == incremental::WATERMARK_PREFIX {
+            self.on_watermark(&content, lsn, batch);
+        }
         let admitted = prefix != HEARTBEAT_MESSAGE_PREFIX
+            && prefix != incremental::WATERMARK_PREFIX
             && self.messages.as_ref().is_some_and(|f| f.admits(&prefix));
         if admitted {
             let (tx_id, ts_us) = match (&self.tx, transactional) {

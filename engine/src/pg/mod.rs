@@ -4,6 +4,7 @@
 //! `walrelay-pgwire` crate, which is fuzzed on its own (`fuzz/`); they are re-exported here.
 pub mod capture;
 pub mod catalog;
+pub mod incremental;
 pub mod replication;
 pub mod tls;
 

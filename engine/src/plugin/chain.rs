@@ -386,17 +386,21 @@ impl Stage {
                         .or_else(|| registry.by_id.get(&e.table).filter(|_| self.sent.contains(&e.table)))
                         .cloned()
                         .ok_or_else(|| CallError::Malformed(format!("an event refers to table descriptor {}, which is neither an input nor declared", e.table)))?;
-                    let ev = event_from_wit(e, table, prefix)?;
+                    let mut ev = event_from_wit(e, table, prefix)?;
                     // Usually output i comes from input i (one to one): check that first, and
                     // scan only when a plugin filtered or fanned out.
-                    let same_as =
-                        |j: usize| events.get(j).is_some_and(|input| input.source == ev.source);
-                    if !same_as(i) && !events.iter().any(|input| input.source == ev.source) {
-                        return Err(CallError::Malformed(format!(
-                            "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
-                            ev.source.lsn
-                        )));
-                    }
+                    let input = events
+                        .get(i)
+                        .filter(|input| same_source(&input.source, &ev.source))
+                        .or_else(|| events.iter().find(|input| same_source(&input.source, &ev.source)))
+                        .ok_or_else(|| {
+                            CallError::Malformed(format!(
+                                "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
+                                ev.source.lsn
+                            ))
+                        })?;
+                    // Exactly the input's (what WIT cannot carry included).
+                    ev.source = input.source.clone();
                     converted.push(Output::Change(ev));
                 }
             }
@@ -433,7 +437,19 @@ fn marker_to_wit(m: SnapshotMarker) -> wit::SnapshotMarker {
         SnapshotMarker::FirstInDataCollection => wit::SnapshotMarker::FirstInDataCollection,
         SnapshotMarker::LastInDataCollection => wit::SnapshotMarker::LastInDataCollection,
         SnapshotMarker::Last => wit::SnapshotMarker::Last,
+        // WIT 0.1.0 has no `incremental`: plugins see an in-snapshot row, and the host restores
+        // the marker from the input event (the source is read-only).
+        SnapshotMarker::Incremental => wit::SnapshotMarker::InSnapshot,
     }
+}
+
+/// Whether an output's source is an input's, as far as WIT can tell them apart.
+fn same_source(input: &Source, output: &Source) -> bool {
+    input.lsn == output.lsn
+        && input.last_commit_lsn == output.last_commit_lsn
+        && input.tx_id == output.tx_id
+        && input.ts_us == output.ts_us
+        && marker_to_wit(input.snapshot) == marker_to_wit(output.snapshot)
 }
 
 fn marker_from_wit(m: wit::SnapshotMarker) -> SnapshotMarker {
