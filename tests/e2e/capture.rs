@@ -262,7 +262,8 @@ async fn snapshot_modes_initial_only_and_always() {
     let db = Db::create("snapmodes").await;
     db.exec(
         "CREATE TABLE m (id int PRIMARY KEY, v text NOT NULL);
-         INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 300) g;",
+         INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 300) g;
+         ANALYZE m;",
     )
     .await;
     let ids = |records: &[Record]| -> Vec<i64> {
@@ -295,6 +296,16 @@ async fn snapshot_modes_initial_only_and_always() {
     got.sort();
     assert_eq!(got, (1..=300).collect::<Vec<_>>());
     assert_eq!(db.confirmed_flush(&slot).await, None, "no slot left behind");
+    // Progress: the planner's estimate at the start, the rows read at the end.
+    let log = relay.log_text();
+    let line = |what: &str| {
+        log.lines()
+            .find(|l| l.contains(what) && l.contains("public.m"))
+            .unwrap_or_else(|| panic!("no `{what}` line: {log}"))
+            .to_string()
+    };
+    assert!(line("snapshot of table started").contains("estimated_rows=300"));
+    assert!(line("snapshot of table read").contains("rows=300"));
     // Started again: nothing to do, nothing written.
     relay.restart();
     let status = tokio::task::block_in_place(|| relay.wait_exit(WAIT));

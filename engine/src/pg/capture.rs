@@ -59,6 +59,34 @@ use crate::state::{SnapshotState, StateError, StateStore};
 /// How many items capture gathers before handing a batch to the chain.
 pub const BATCH_SIZE: usize = 512;
 
+/// How often the progress of a table's snapshot is logged.
+const SNAPSHOT_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs how far a table's snapshot is: rows read, the planner's estimate, rate and time left.
+fn log_snapshot_progress(table: &str, rows: u64, estimated: i64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rate = rows as f64 / secs;
+    let estimated = u64::try_from(estimated).unwrap_or(0);
+    if estimated > rows {
+        tracing::info!(
+            table,
+            rows,
+            estimated_rows = estimated,
+            percent = format!("{:.1}", 100.0 * rows as f64 / estimated as f64),
+            rows_per_second = rate as u64,
+            eta_seconds = ((estimated - rows) as f64 / rate.max(1.0)) as u64,
+            "snapshot progress"
+        );
+    } else {
+        tracing::info!(
+            table,
+            rows,
+            rows_per_second = rate as u64,
+            "snapshot progress"
+        );
+    }
+}
+
 /// How often the slot's lag is logged while streaming.
 const SLOT_LAG_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -840,6 +868,19 @@ async fn snapshot_tables(
             cols.join(", "),
             quote_table(&name)
         );
+        // The planner's estimate (pg_class.reltuples: -1 or 0 before the first ANALYZE), for
+        // the progress reports only.
+        let estimated: i64 = client
+            .query_one(
+                "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",
+                &[&table.oid],
+            )
+            .await
+            .map_err(snap_err(&name))?
+            .get(0);
+        tracing::info!(table = %name, estimated_rows = estimated, "snapshot of table started");
+        let started = Instant::now();
+        let mut reported = Instant::now();
         let mut lines = CopyLines::new(
             client
                 .copy_out(sql.as_str())
@@ -898,6 +939,10 @@ async fn snapshot_tables(
                         std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
                     )
                     .await?;
+                    if reported.elapsed() >= SNAPSHOT_PROGRESS_INTERVAL {
+                        reported = Instant::now();
+                        log_snapshot_progress(&name, row_index, estimated, started);
+                    }
                 }
             }
         }
@@ -907,7 +952,12 @@ async fn snapshot_tables(
             row_index += 1;
         }
         total += row_index;
-        tracing::info!(table = %name, rows = row_index, "snapshot of table read");
+        tracing::info!(
+            table = %name,
+            rows = row_index,
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "snapshot of table read"
+        );
     }
     if !batch.is_empty() {
         send(out, batch).await?;

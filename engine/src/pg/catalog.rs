@@ -460,8 +460,11 @@ pub struct SlotInfo {
 pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>> {
     let row = client
         .query_opt(
+            // wal_status through to_jsonb: the column exists from PostgreSQL 13 on; on 12 the
+            // lookup still works (and sees no status).
             "SELECT coalesce(plugin::text, ''), coalesce(database::text, ''), active_pid, \
-             confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1",
+             confirmed_flush_lsn::text, to_jsonb(s) ->> 'wal_status' \
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
