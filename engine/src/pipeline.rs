@@ -190,13 +190,29 @@ fn log_tally(sink: &str, tally: &Tally, when: &str) {
     // The figures are in the message, so that scripts read them whatever the log's colours.
     tracing::info!(
         sink,
-        "sink tally ({when}): records={} tombstones={} bytes={} checksum={} unmapped_values_left_out={}",
+        "sink tally ({when}): records={} tombstones={} bytes={} checksum={} unmapped_values_left_out={}{}",
         tally.records,
         tally.tombstones,
         tally.bytes,
         tally.checksum_hex(),
-        tally.unmapped_values
+        tally.unmapped_values,
+        latency_text(&tally.commit_to_ack)
     );
+}
+
+/// ` commit_to_ack_ms p50=… p99=… max=… (n=…)`, or nothing before the first streamed change.
+fn latency_text(h: &crate::sink::LatencyHistogram) -> String {
+    let ms = |us: Option<u64>| us.map_or(0.0, |u| u as f64 / 1000.0);
+    if h.count == 0 {
+        return String::new();
+    }
+    format!(
+        " commit_to_ack_ms p50={:.1} p99={:.1} max={:.1} (n={})",
+        ms(h.quantile_us(0.5)),
+        ms(h.quantile_us(0.99)),
+        h.max_us as f64 / 1000.0,
+        h.count
+    )
 }
 
 /// How often the sink tally is logged while running.
@@ -299,14 +315,15 @@ pub async fn run_once(
     }
 }
 
-/// An entry of the in-order acknowledgement queue.
+/// An entry of the in-order acknowledgement queue; a record of a streamed change carries its
+/// commit time (µs since the epoch) for the commit-to-acknowledgement latency.
 enum Pending {
-    Record(Delivery),
+    Record(Delivery, Option<i64>),
     Checkpoint(Option<Checkpoint>),
 }
 
 enum Ack {
-    Record(DeliveryOutcome),
+    Record(DeliveryOutcome, Option<i64>),
     Checkpoint(Checkpoint),
 }
 
@@ -314,7 +331,10 @@ impl Future for Pending {
     type Output = Ack;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ack> {
         match self.get_mut() {
-            Pending::Record(d) => Pin::new(d).poll(cx).map(Ack::Record),
+            Pending::Record(d, commit_us) => {
+                let commit_us = *commit_us;
+                Pin::new(d).poll(cx).map(|o| Ack::Record(o, commit_us))
+            }
             Pending::Checkpoint(c) => match c.take() {
                 Some(c) => Poll::Ready(Ack::Checkpoint(c)),
                 None => Poll::Pending,
@@ -380,7 +400,11 @@ impl Deliver {
 
     fn on_ack(&mut self, ack: Ack) -> Result<(), RunError> {
         match ack {
-            Ack::Record(outcome) => outcome.map_err(RunError::from),
+            Ack::Record(outcome, commit_us) => {
+                outcome.map_err(RunError::from)?;
+                self.record_latency(commit_us);
+                Ok(())
+            }
             Ack::Checkpoint(Checkpoint::Lsn(lsn)) => {
                 self.confirmed.send_if_modified(|c| {
                     let moved = lsn > *c;
@@ -481,7 +505,8 @@ impl Deliver {
             )
             .await?;
         self.tx = Some(meta);
-        self.produce(&topic, Some(&key), Some(&value), &[]).await
+        self.produce(&topic, Some(&key), Some(&value), &[], None)
+            .await
     }
 
     async fn on_end(&mut self, b: TxBoundary) -> Result<(), RunError> {
@@ -516,7 +541,8 @@ impl Deliver {
                 ),
             )
             .await?;
-        self.produce(&topic, Some(&key), Some(&value), &[]).await
+        self.produce(&topic, Some(&key), Some(&value), &[], None)
+            .await
     }
 
     /// Encodes a record given as Connect data (key and value) in the configured format.
@@ -564,7 +590,8 @@ impl Deliver {
                 ),
             )
             .await?;
-        self.produce(&topic, Some(&key), Some(&value), &[]).await
+        self.produce(&topic, Some(&key), Some(&value), &[], None)
+            .await
     }
 
     async fn on_heartbeat(&mut self) -> Result<(), RunError> {
@@ -585,7 +612,8 @@ impl Deliver {
                 ),
             )
             .await?;
-        self.produce(&topic, Some(&key), Some(&value), &[]).await
+        self.produce(&topic, Some(&key), Some(&value), &[], None)
+            .await
     }
 
     async fn process_segment(&mut self, events: Vec<ChangeEvent>) -> Result<(), RunError> {
@@ -648,7 +676,10 @@ impl Deliver {
                             })
                             .map_err(RunError::fatal)?,
                     };
-                    self.produce(&topic, key.as_deref(), Some(&value), &ev.headers)
+                    // Streamed changes carry their commit time (snapshot rows their read time).
+                    let commit_us =
+                        (ev.source.snapshot == SnapshotMarker::False).then_some(ev.source.ts_us);
+                    self.produce(&topic, key.as_deref(), Some(&value), &ev.headers, commit_us)
                         .await?;
                     let rows = u64::from(ev.before.is_some()) + u64::from(ev.after.is_some());
                     if let Ok(n) = self.encoder.unmapped_columns(ev) {
@@ -658,27 +689,47 @@ impl Deliver {
                     // with neither primary key nor identity index) it could delete nothing, and a
                     // compacted topic would refuse it: none is written.
                     if ev.op == Op::Delete && self.tombstones && key.is_some() {
-                        self.produce(&topic, key.as_deref(), None, &ev.headers)
+                        self.produce(&topic, key.as_deref(), None, &ev.headers, None)
                             .await?;
                     }
                 }
                 Output::Record(r) => {
                     self.sink.ensure_topic(&r.topic).await?;
-                    self.produce(&r.topic, r.key.as_deref(), r.value.as_deref(), &r.headers)
-                        .await?;
+                    self.produce(
+                        &r.topic,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.headers,
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
         Ok(())
     }
 
+    /// Adds a streamed change's commit-to-acknowledgement time to the tally.
+    fn record_latency(&mut self, commit_us: Option<i64>) {
+        if let Some(commit) = commit_us {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            self.tally
+                .commit_to_ack
+                .record(u64::try_from(now - commit).unwrap_or(0));
+        }
+    }
+
     /// Queues one record; while librdkafka's queue is full, waits for acknowledgements.
+    /// `commit_us`: the commit time of the streamed change the record carries.
     async fn produce(
         &mut self,
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[Header],
+        commit_us: Option<i64>,
     ) -> Result<(), RunError> {
         self.tally.add(topic, key, value);
         if self.tally.records % 4096 == 0 && self.last_tally_log.elapsed() >= TALLY_LOG_INTERVAL {
@@ -688,11 +739,14 @@ impl Deliver {
         loop {
             match self.sink.send(topic, key, value, headers)? {
                 Sent::Queued(delivery) => {
-                    self.pending.push_back(Pending::Record(delivery));
+                    self.pending.push_back(Pending::Record(delivery, commit_us));
                     return Ok(());
                 }
                 // Acknowledged: a checkpoint queued after it waits only for earlier records.
-                Sent::Done => return Ok(()),
+                Sent::Done => {
+                    self.record_latency(commit_us);
+                    return Ok(());
+                }
                 Sent::Full => match self.pending.next().await {
                     Some(ack) => self.on_ack(ack)?,
                     None => tokio::time::sleep(Duration::from_millis(10)).await,

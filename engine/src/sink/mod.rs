@@ -106,6 +106,83 @@ pub struct Tally {
     /// type (`format.unknown_types: skip`): one per unmapped column per row written. Not part
     /// of the checksum.
     pub unmapped_values: u64,
+    /// From a streamed change's commit to the sink's acknowledgement of its record.
+    pub commit_to_ack: LatencyHistogram,
+}
+
+/// Sub-buckets per power of two: values are kept to within 1/8 (12.5%).
+const SUB_BUCKETS: u32 = 8;
+/// Values below this many µs have a bucket each.
+const LINEAR: u64 = 16;
+/// Buckets up to 2^40 µs (12.7 days).
+const BUCKETS: usize = LINEAR as usize + 37 * SUB_BUCKETS as usize;
+
+/// A histogram of latencies in µs with log-linear buckets (HDR-style: exact below 16 µs, then
+/// 8 buckets per power of two), constant size, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: [u64; BUCKETS],
+    pub count: u64,
+    pub max_us: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: [0; BUCKETS],
+            count: 0,
+            max_us: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    fn bucket(us: u64) -> usize {
+        if us < LINEAR {
+            return us as usize;
+        }
+        let exp = 63 - us.leading_zeros(); // >= 4
+        let sub = (us >> (exp - 3)) & u64::from(SUB_BUCKETS - 1);
+        (LINEAR as usize + (exp as usize - 4) * SUB_BUCKETS as usize + sub as usize)
+            .min(BUCKETS - 1)
+    }
+
+    /// The largest value a bucket holds (the last one takes everything above).
+    fn upper(bucket: usize) -> u64 {
+        if bucket == BUCKETS - 1 {
+            return u64::MAX;
+        }
+        if bucket < LINEAR as usize {
+            return bucket as u64;
+        }
+        let i = bucket - LINEAR as usize;
+        let exp = (i / SUB_BUCKETS as usize) as u32 + 4;
+        let sub = (i % SUB_BUCKETS as usize) as u64;
+        ((8 + sub + 1) << (exp - 3)) - 1
+    }
+
+    pub fn record(&mut self, us: u64) {
+        self.counts[Self::bucket(us)] += 1;
+        self.count += 1;
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// The value at quantile `q` (0 to 1), as its bucket's upper bound (never above the
+    /// maximum seen); `None` when empty.
+    pub fn quantile_us(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper(i).min(self.max_us));
+            }
+        }
+        Some(self.max_us)
+    }
 }
 
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
@@ -163,6 +240,30 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_quantiles_within_an_eighth() {
+        let mut h = LatencyHistogram::default();
+        assert_eq!(h.quantile_us(0.5), None);
+        for us in 1..=10_000u64 {
+            h.record(us);
+        }
+        for (q, exact) in [(0.5, 5_000.0), (0.99, 9_900.0), (0.01, 100.0)] {
+            let got = h.quantile_us(q).unwrap() as f64;
+            assert!(
+                got >= exact && got <= exact * 1.125 + 1.0,
+                "q{q}: {got} for {exact}"
+            );
+        }
+        assert_eq!(h.quantile_us(1.0), Some(10_000));
+        assert_eq!(h.max_us, 10_000);
+        // Small values are exact; huge ones land in the last bucket.
+        let mut s = LatencyHistogram::default();
+        s.record(3);
+        assert_eq!(s.quantile_us(0.5), Some(3));
+        s.record(u64::MAX);
+        assert_eq!(s.quantile_us(1.0), Some(u64::MAX));
+    }
 
     #[test]
     fn counts_records_tombstones_and_bytes() {
