@@ -87,34 +87,11 @@ impl StateStore {
     }
 
     pub fn load(&self, slot: &str) -> Result<Option<SlotState>, StateError> {
-        let path = self.path(slot);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| StateError::Corrupt { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Read { path, source }),
-        }
+        self.read(self.path(slot))
     }
 
     pub fn save(&self, state: &SlotState) -> Result<(), StateError> {
-        let path = self.path(&state.slot);
-        let tmp = path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            fs::create_dir_all(&self.dir)?;
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            if let Ok(d) = fs::File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|source| StateError::Write {
-            path: path.clone(),
-            source,
-        })
+        self.write(self.path(&state.slot), state)
     }
 
     fn incremental_path(&self, slot: &str) -> PathBuf {
@@ -123,14 +100,7 @@ impl StateStore {
 
     /// The recorded incremental snapshot of `slot`, if one is under way.
     pub fn load_incremental(&self, slot: &str) -> Result<Option<IncrementalProgress>, StateError> {
-        let path = self.incremental_path(slot);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| StateError::Corrupt { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Read { path, source }),
-        }
+        self.read(self.incremental_path(slot))
     }
 
     /// Records an incremental snapshot's progress; no tables left removes the record.
@@ -140,22 +110,41 @@ impl StateStore {
         progress: &IncrementalProgress,
     ) -> Result<(), StateError> {
         let path = self.incremental_path(slot);
-        if progress.tables.is_empty() {
-            return match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(StateError::Write { path, source: e })
-                }
-                _ => Ok(()),
-            };
+        if !progress.tables.is_empty() {
+            return self.write(path, progress);
         }
-        let bytes = serde_json::to_vec_pretty(progress).map_err(std::io::Error::other);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StateError::Write { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A state file's content; `None` when there is none.
+    fn read<T: serde::de::DeserializeOwned>(&self, path: PathBuf) -> Result<Option<T>, StateError> {
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    /// Writes a state file atomically and durably (a temporary file synced, then renamed).
+    fn write<T: Serialize>(&self, path: PathBuf, value: &T) -> Result<(), StateError> {
         let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(&self.dir)?;
             let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes?)?;
+            f.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)
+            fs::rename(&tmp, &path)?;
+            if let Ok(d) = fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
         };
         write().map_err(|source| StateError::Write { path, source })
     }

@@ -146,14 +146,7 @@ async fn relay_writes_confluent_avro_that_python_decodes() {
         vec![format!("{topic}-key"), format!("{topic}-value")]
     );
     for (subject, name) in [("key", "Key"), ("value", "Envelope")] {
-        let (status, latest) = registry.call(
-            "GET",
-            &format!("/subjects/{topic}-{subject}/versions/latest"),
-            None,
-        );
-        assert_eq!(status, 200, "{latest}");
-        let schema: Value =
-            serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("json");
+        let schema = registry.latest_schema(&format!("{topic}-{subject}"));
         assert_eq!(schema["name"], name);
         assert_eq!(schema["namespace"], format!("{prefix}.public.items"));
         assert_eq!(
@@ -358,14 +351,7 @@ async fn authenticated_registry_sanitized_names_and_every_record_kind() {
     );
 
     // Every subject was registered through the authenticated API; the field name is sanitized.
-    let (status, latest) = registry.call(
-        "GET",
-        &format!("/subjects/{topic}-value/versions/latest"),
-        None,
-    );
-    assert_eq!(status, 200, "{latest}");
-    let schema: Value =
-        serde_json::from_str(latest["schema"].as_str().expect("schema")).expect("json");
+    let schema = registry.latest_schema(&format!("{topic}-value"));
     assert_eq!(schema["namespace"], format!("{prefix}.public.order_lines"));
     let value_fields: Vec<&str> = schema["fields"][0]["type"][1]["fields"]
         .as_array()

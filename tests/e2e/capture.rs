@@ -198,17 +198,7 @@ async fn killed_replication_connection_is_resumed() {
         .await;
         if tx % 10 == 5 {
             // Terminate the walsender that holds the slot.
-            let pid = wait_until(WAIT, "an active walsender", || async {
-                db.client
-                    .query_one(
-                        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
-                        &[&slot],
-                    )
-                    .await
-                    .ok()?
-                    .get::<_, Option<i32>>(0)
-            })
-            .await;
+            let pid = wait_until(WAIT, "an active walsender", || db.active_walsender(&slot)).await;
             db.exec(&format!("SELECT pg_terminate_backend({pid})"))
                 .await;
             kills += 1;
@@ -625,17 +615,7 @@ async fn silent_server_is_detected_and_capture_reconnects() {
         "    status_interval_ms: 1000\n    server_timeout_ms: 2000\n",
     );
     let mut relay = Relay::start(&slot, &yaml);
-    let walsender = || async {
-        db.client
-            .query_one(
-                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
-            .await
-            .ok()?
-            .get::<_, Option<i32>>(0)
-    };
-    let pid = wait_until(WAIT, "an active walsender", walsender).await;
+    let pid = wait_until(WAIT, "an active walsender", || db.active_walsender(&slot)).await;
     let insert = |from: i32, to: i32| {
         format!("INSERT INTO k SELECT g, 'row ' || g FROM generate_series({from}, {to}) g")
     };
@@ -678,7 +658,7 @@ async fn silent_server_is_detected_and_capture_reconnects() {
         assert_eq!(after["v"], format!("row {id}"));
     }
     let now = wait_until(WAIT, "a new walsender", || async {
-        walsender().await.filter(|p| *p != pid)
+        db.active_walsender(&slot).await.filter(|p| *p != pid)
     })
     .await;
     assert_ne!(now, pid);

@@ -13,17 +13,18 @@ fn sum64_record(topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) -> u64 {
         let g = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
         g ^ (g >> 32)
     }
-    fn field(mut h: u64, bytes: Option<&[u8]>) -> u64 {
+    fn field(h: u64, bytes: Option<&[u8]>) -> u64 {
         let Some(bytes) = bytes else {
             return mix(h, u64::MAX);
         };
-        h = mix(h, bytes.len() as u64);
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = mix(h, u64::from_le_bytes(word));
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().div_ceil(32) * 32, 0);
+        let mut l: Vec<u64> = (0..4).map(|i| mix(h, bytes.len() as u64 + i)).collect();
+        for (n, word) in padded.chunks(8).enumerate() {
+            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            l[n % 4] = mix(l[n % 4], w);
         }
-        h
+        mix(mix(mix(l[0], l[1]), l[2]), l[3])
     }
     let h = field(0xcbf2_9ce4_8422_2325, Some(topic.as_bytes()));
     field(field(h, key), value)

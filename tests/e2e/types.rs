@@ -703,14 +703,7 @@ async fn golden_type_matrix_avro() {
     assert_eq!(lines[5]["value"], Value::Null, "tombstone");
 
     // The registered value schema (reference section 6).
-    let (status, latest) = registry.call(
-        "GET",
-        &format!("/subjects/{topic}-value/versions/latest"),
-        None,
-    );
-    assert_eq!(status, 200, "{latest}");
-    let schema: Value =
-        serde_json::from_str(latest["schema"].as_str().expect("schema")).expect("json");
+    let schema = registry.latest_schema(&format!("{topic}-value"));
     assert_eq!(schema["namespace"], format!("{prefix}.public.matrix"));
     assert_eq!(schema["name"], "Envelope");
     let before = &schema["fields"][0];

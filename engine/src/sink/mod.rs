@@ -82,11 +82,16 @@ impl Sink {
 /// ```text
 /// mix(h, w)   = g ^ (g >> 32)  where g = (h ^ w) * 0x100000001b3   (mod 2^64)
 /// field(h, b) = absent:  mix(h, 0xffffffffffffffff)
-///               present: mix(h, len(b)), then mix(h, w) for each 8-byte chunk of b read as a
-///                        little-endian u64, the last chunk padded with zero bytes
+///               present: four lanes l0..l3 = mix(h, len(b) + i) for i = 0..3; then for each
+///                        32-byte block of b (the last padded with zero bytes), l_i = mix(l_i,
+///                        w_i) with w_i the block's i-th 8 bytes read as a little-endian u64;
+///                        the result is mix(mix(mix(l0, l1), l2), l3)
 /// h(record)   = field(field(field(0xcbf29ce484222325, topic), key), value)
 /// checksum    = the sum of h(record) over all records, mod 2^64
 /// ```
+///
+/// Four lanes let a processor run four multiplications at once: the checksum keeps up with the
+/// encoder (one lane was a tenth of the relay's CPU).
 ///
 /// A sum makes the checksum independent of the order of records, so a reader of the broker's
 /// topics computes the same value whatever the partitions and topics it reads first. Headers are
@@ -195,24 +200,33 @@ fn mix(h: u64, w: u64) -> u64 {
 }
 
 #[inline]
-fn field(mut h: u64, bytes: Option<&[u8]>) -> u64 {
+fn field(h: u64, bytes: Option<&[u8]>) -> u64 {
     let Some(bytes) = bytes else {
         return mix(h, u64::MAX);
     };
-    h = mix(h, bytes.len() as u64);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = mix(h, u64::from_le_bytes(word));
+    let len = bytes.len() as u64;
+    let mut lanes = [0u64; 4];
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        *lane = mix(h, len + i as u64);
     }
-    let rest = chunks.remainder();
+    let mut mix_block = |block: &[u8; 32]| {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[i * 8..i * 8 + 8]);
+            *lane = mix(*lane, u64::from_le_bytes(word));
+        }
+    };
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        mix_block(block.try_into().expect("32 bytes"));
+    }
+    let rest = blocks.remainder();
     if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = mix(h, u64::from_le_bytes(word));
+        let mut block = [0u8; 32];
+        block[..rest.len()].copy_from_slice(rest);
+        mix_block(&block);
     }
-    h
+    mix(mix(mix(lanes[0], lanes[1]), lanes[2]), lanes[3])
 }
 
 /// `h(record)` of the [`Tally`] checksum.
@@ -279,17 +293,22 @@ mod tests {
     #[test]
     fn checksum_follows_its_definition() {
         // Computed by hand from the definition: topic "t" (1 byte), key absent, value of 9
-        // bytes (one full word and a padded one).
+        // bytes (one 32-byte block: a full word, a padded one, two zero words).
         let m = |h: u64, w: u64| {
             let g = (h ^ w).wrapping_mul(0x100000001b3);
             g ^ (g >> 32)
         };
-        let mut h = m(0xcbf29ce484222325, 1);
-        h = m(h, u64::from(b't'));
+        let fold = |h: u64, len: u64, words: [u64; 4]| {
+            let l: Vec<u64> = (0..4).map(|i| m(m(h, len + i), words[i as usize])).collect();
+            m(m(m(l[0], l[1]), l[2]), l[3])
+        };
+        let mut h = fold(0xcbf29ce484222325, 1, [u64::from(b't'), 0, 0, 0]);
         h = m(h, u64::MAX);
-        h = m(h, 9);
-        h = m(h, u64::from_le_bytes(*b"abcdefgh"));
-        h = m(h, u64::from(b'i'));
+        h = fold(
+            h,
+            9,
+            [u64::from_le_bytes(*b"abcdefgh"), u64::from(b'i'), 0, 0],
+        );
         assert_eq!(record_hash("t", None, Some(b"abcdefghi")), h);
         let mut t = Tally::default();
         t.add("t", None, Some(b"abcdefghi"));

@@ -146,6 +146,18 @@ impl Db {
             });
     }
 
+    /// The pid of the walsender that holds `slot`, if one does.
+    pub async fn active_walsender(&self, slot: &str) -> Option<i32> {
+        self.client
+            .query_one(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .ok()?
+            .get(0)
+    }
+
     /// The slot's confirmed_flush_lsn as text, if the slot exists.
     pub async fn confirmed_flush(&self, slot: &str) -> Option<String> {
         self.client

@@ -170,6 +170,14 @@ impl TestSchemaRegistry {
         self.call_with_authorization(method, path, body, auth.as_deref())
     }
 
+    /// The latest schema registered under `subject`, parsed (panics when there is none).
+    pub fn latest_schema(&self, subject: &str) -> Value {
+        let (status, latest) =
+            self.call("GET", &format!("/subjects/{subject}/versions/latest"), None);
+        assert_eq!(status, 200, "latest version of {subject}: {latest}");
+        serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("schema JSON")
+    }
+
     /// [`call`](Self::call) with the given `Authorization` header value, or none.
     pub fn call_with_authorization(
         &self,
