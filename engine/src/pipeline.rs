@@ -901,6 +901,7 @@ impl RelaySettings {
                     .then(|| Duration::from_millis(cfg.heartbeat_interval_ms)),
                 heartbeat_message: pg.heartbeat_message,
                 server_timeout: Duration::from_millis(pg.server_timeout_ms),
+                snapshot_workers: pg.snapshot_workers,
                 incremental: pg.incremental_snapshots.as_ref().map(|i| {
                     crate::pg::incremental::IncrementalSettings {
                         signal_table: i.signal_table.to_string(),

@@ -664,3 +664,78 @@ async fn silent_server_is_detected_and_capture_reconnects() {
     assert_ne!(now, pid);
     relay.stop();
 }
+
+/// `snapshot_workers: 3`: three connections read four tables of the same exported snapshot in
+/// parallel. Every row arrives once, and the markers stay Debezium's: one `first` and one `last` in all, each table's first and
+/// last row marked, `true` in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_reads_every_table_once_with_markers() {
+    let s = services();
+    let db = Db::create("parsnap").await;
+    let sizes = [("a", 3000), ("b", 1), ("c", 2500), ("d", 700)];
+    for (t, n) in sizes {
+        db.exec(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, v text NOT NULL);
+             INSERT INTO {t} SELECT g, '{t}' || g FROM generate_series(1, {n}) g;"
+        ))
+        .await;
+    }
+    let slot = unique("parsnap");
+    let prefix = unique("parsnap");
+    let tables: Vec<String> = sizes.iter().map(|(t, _)| format!("public.{t}")).collect();
+    let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let yaml = relay_yaml(&db, &slot, &table_refs, &prefix, &s.brokers, "", "").replace(
+        "    snapshot: initial\n",
+        "    snapshot: initial\n    snapshot_workers: 3\n",
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+    let mut markers = Vec::new();
+    for (t, n) in sizes {
+        let records = read_topic(
+            &format!("{prefix}.public.{t}"),
+            WAIT,
+            "a table's snapshot",
+            |r| r.len() >= n,
+        );
+        let mut ids: Vec<i64> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let p = r.payload();
+            assert_eq!(p["op"], "r");
+            let id = p["after"]["id"].as_i64().expect("id");
+            assert_eq!(p["after"]["v"], format!("{t}{id}"));
+            ids.push(id);
+            let m = p["source"]["snapshot"]
+                .as_str()
+                .expect("marker")
+                .to_string();
+            let expected: &[&str] = match (i == 0, i + 1 == n) {
+                (true, true) => &[
+                    "first",
+                    "last",
+                    "first_in_data_collection",
+                    "last_in_data_collection",
+                ],
+                (true, false) => &["first", "first_in_data_collection"],
+                (false, true) => &["last", "last_in_data_collection"],
+                (false, false) => &["true"],
+            };
+            assert!(expected.contains(&m.as_str()), "{t} row {i} of {n}: {m}");
+            markers.push(m);
+        }
+        ids.sort();
+        assert_eq!(
+            ids,
+            (1..=n as i64).collect::<Vec<_>>(),
+            "{t}: every row once"
+        );
+    }
+    let count = |m: &str| markers.iter().filter(|x| *x == m).count();
+    assert_eq!((count("first"), count("last")), (1, 1), "{markers:?}");
+    let log = relay.log_text();
+    assert!(
+        log.contains("snapshot read in parallel") && log.contains("readers=3"),
+        "{log}"
+    );
+    relay.assert_running();
+    relay.stop();
+}

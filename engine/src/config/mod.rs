@@ -334,6 +334,11 @@ pub struct PostgresSource {
     /// 60000; 1000 to 3600000.
     #[serde(default = "default_server_timeout_ms")]
     pub server_timeout_ms: u64,
+    /// Connections that read the initial snapshot's tables in parallel, each
+    /// inside the slot's exported snapshot, a table at a time (Debezium's
+    /// `snapshot.max.threads`). Optional, default 1; 1 to 64.
+    #[serde(default = "default_snapshot_workers")]
+    pub snapshot_workers: usize,
     /// Incremental snapshots: re-read tables while streaming goes on, on a
     /// signal (Debezium's signal table and its `execute-snapshot` signal).
     /// Optional, default off.
@@ -384,6 +389,7 @@ impl fmt::Debug for PostgresSource {
             .field("password_file", &self.password_file)
             .field("heartbeat_message", &self.heartbeat_message)
             .field("server_timeout_ms", &self.server_timeout_ms)
+            .field("snapshot_workers", &self.snapshot_workers)
             .field("incremental_snapshots", &self.incremental_snapshots)
             .finish()
     }
@@ -834,6 +840,10 @@ pub fn read_password_file(path: &std::path::Path) -> Result<String, String> {
         ));
     }
     Ok(line.to_string())
+}
+
+fn default_snapshot_workers() -> usize {
+    1
 }
 
 fn default_server_timeout_ms() -> u64 {

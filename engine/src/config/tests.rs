@@ -767,6 +767,12 @@ fn password_file_is_read_and_checked() {
 #[test]
 fn server_timeout_default_and_range() {
     assert_eq!(ok(BASE).source.postgres.server_timeout_ms, 60_000);
+    assert_eq!(ok(BASE).source.postgres.snapshot_workers, 1);
+    let text = BASE.replace("    tables:", "    snapshot_workers: 0\n    tables:");
+    assert_eq!(
+        err(&text),
+        "t.yaml:6:5: source.postgres.snapshot_workers: 0 is out of range: expected 1 to 64"
+    );
     let text = BASE.replace("    tables:", "    server_timeout_ms: 999\n    tables:");
     assert_eq!(
         err(&text),

@@ -124,6 +124,12 @@ pub(super) fn check(config: &mut Config, base_dir: &Path) -> Vec<(String, String
             );
         }
     }
+    if !(1..=64).contains(&pg.snapshot_workers) {
+        p.add(
+            "source.postgres.snapshot_workers",
+            format!("{} is out of range: expected 1 to 64", pg.snapshot_workers),
+        );
+    }
     if !(1000..=3_600_000).contains(&pg.server_timeout_ms) {
         p.add(
             "source.postgres.server_timeout_ms",

@@ -146,6 +146,8 @@ pub struct SourceSettings {
     pub server_timeout: Duration,
     /// Incremental snapshots on signal; `None`: off.
     pub incremental: Option<IncrementalSettings>,
+    /// Connections that read the initial snapshot's tables in parallel (at least 1).
+    pub snapshot_workers: usize,
     /// With each heartbeat, write a [`HEARTBEAT_MESSAGE_PREFIX`] logical decoding message into
     /// the source database (never published).
     pub heartbeat_message: bool,
@@ -660,6 +662,7 @@ impl Capture {
                     state.snapshot_started(&settings.slot, created.consistent_point)?;
                     let Some(rows) = snapshot_tables(
                         &client,
+                        &settings,
                         &created.snapshot_name,
                         created.consistent_point,
                         &tables,
@@ -823,150 +826,239 @@ impl CopyLines {
     }
 }
 
-/// Reads every table inside the exported snapshot with `COPY … TO STDOUT` (text format: the same
-/// output functions, hence the same parsers, as pgoutput) and emits `r` events with Debezium's
-/// snapshot markers.
-async fn snapshot_tables(
-    client: &Client,
-    snapshot_name: &str,
+/// The snapshot markers (Debezium's `source.snapshot`) of a snapshot whose tables may be read
+/// in parallel: the first row emitted is `first`, every other table's first row
+/// `first_in_data_collection`; the last row of the table that finishes last is `last`, every
+/// other table's last row `last_in_data_collection`. Read by one reader, in table order, this
+/// is Debezium's marking.
+struct Markers {
+    first_taken: std::sync::atomic::AtomicBool,
+    tables_left: std::sync::atomic::AtomicUsize,
+}
+
+/// What a snapshot reader needs besides its connection.
+struct SnapshotRun<'a> {
     consistent_point: Lsn,
-    tables: &[Arc<TableSchema>],
-    out: &mpsc::Sender<Vec<Item>>,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Option<u64>> {
-    let snap_err = |table: &str| {
-        let table = table.to_string();
-        move |source: tokio_postgres::Error| {
-            if source.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
-                CaptureError::SnapshotPrivilege { table, source }
-            } else {
-                CaptureError::Snapshot { table, source }
-            }
+    tx_id: i64,
+    markers: Markers,
+    queue: std::sync::Mutex<std::collections::VecDeque<Arc<TableSchema>>>,
+    out: &'a mpsc::Sender<Vec<Item>>,
+    shutdown: &'a watch::Receiver<bool>,
+}
+
+fn snapshot_error(table: &str) -> impl FnOnce(tokio_postgres::Error) -> CaptureError {
+    let table = table.to_string();
+    move |source: tokio_postgres::Error| {
+        if source.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            CaptureError::SnapshotPrivilege { table, source }
+        } else {
+            CaptureError::Snapshot { table, source }
         }
-    };
+    }
+}
+
+/// Opens a repeatable-read transaction on `client` that sees the slot's exported snapshot.
+async fn import_snapshot(client: &Client, snapshot_name: &str) -> Result<()> {
     client
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{}'",
             snapshot_name.replace('\'', "''")
         ))
         .await
-        .map_err(snap_err("(import of the exported snapshot)"))?;
+        .map_err(snapshot_error("(import of the exported snapshot)"))
+}
+
+/// Reads every table inside the exported snapshot with `COPY … TO STDOUT` (text format: the same
+/// output functions, hence the same parsers, as pgoutput) and emits `r` events with Debezium's
+/// snapshot markers. With `snapshot_workers` > 1, that many connections import the same
+/// snapshot and take tables from a shared queue, each table read by one of them in order.
+/// `None` when shutdown interrupted it.
+async fn snapshot_tables(
+    client: &Client,
+    settings: &SourceSettings,
+    snapshot_name: &str,
+    consistent_point: Lsn,
+    tables: &[Arc<TableSchema>],
+    out: &mpsc::Sender<Vec<Item>>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<u64>> {
+    import_snapshot(client, snapshot_name).await?;
     let tx_id: i64 = client
         .query_one("SELECT txid_current()", &[])
         .await
-        .map_err(snap_err("(snapshot transaction id)"))?
+        .map_err(snapshot_error("(snapshot transaction id)"))?
         .get(0);
-    let mut total = 0u64;
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
-    for (ti, table) in tables.iter().enumerate() {
-        let name = table.qualified_name();
-        let first_table = ti == 0;
-        let last_table = ti + 1 == tables.len();
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT",
-            cols.join(", "),
-            quote_table(&name)
+    let workers = settings.snapshot_workers.clamp(1, tables.len().max(1));
+    // The other readers' connections, each inside the same snapshot (imported while the
+    // replication connection that exported it stays idle).
+    let mut extra = Vec::with_capacity(workers - 1);
+    for _ in 1..workers {
+        let c = connect_sql(settings).await?;
+        import_snapshot(&c, snapshot_name).await?;
+        extra.push(c);
+    }
+    if workers > 1 {
+        tracing::info!(
+            readers = workers,
+            tables = tables.len(),
+            "snapshot read in parallel"
         );
-        // The planner's estimate (pg_class.reltuples: -1 or 0 before the first ANALYZE), for
-        // the progress reports only.
-        let estimated: i64 = client
-            .query_one(
-                "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",
-                &[&table.oid],
-            )
+    }
+    let run = SnapshotRun {
+        consistent_point,
+        tx_id,
+        markers: Markers {
+            first_taken: false.into(),
+            tables_left: tables.len().into(),
+        },
+        queue: std::sync::Mutex::new(tables.iter().cloned().collect()),
+        out,
+        shutdown,
+    };
+    let readers = std::iter::once(client)
+        .chain(extra.iter())
+        .map(|c| snapshot_reader(c, &run));
+    let totals = futures_util::future::try_join_all(readers).await?;
+    for c in std::iter::once(client).chain(extra.iter()) {
+        c.batch_execute("COMMIT")
             .await
-            .map_err(snap_err(&name))?
-            .get(0);
-        tracing::info!(table = %name, estimated_rows = estimated, "snapshot of table started");
-        let started = Instant::now();
-        let mut reported = Instant::now();
-        let mut lines = CopyLines::new(
-            client
-                .copy_out(sql.as_str())
-                .await
-                .map_err(snap_err(&name))?,
-        );
-        let mut pending: Option<Vec<Value>> = None;
-        let mut row_index: u64 = 0;
-        let emit = |row: Vec<Value>, index: u64, last_in_table: bool, batch: &mut Vec<Item>| {
-            let first_in_table = index == 0;
-            let marker = if last_in_table && last_table {
-                SnapshotMarker::Last
-            } else if first_in_table && first_table {
-                SnapshotMarker::First
-            } else if last_in_table {
-                SnapshotMarker::LastInDataCollection
-            } else if first_in_table {
-                SnapshotMarker::FirstInDataCollection
-            } else {
-                SnapshotMarker::True
-            };
-            batch.push(Item::Event(ChangeEvent {
-                op: Op::Read,
-                table: table.clone(),
-                before: None,
-                after: Some(row),
-                source: Source {
-                    lsn: consistent_point,
-                    last_commit_lsn: None,
-                    tx_id: Some(tx_id),
-                    ts_us: now_us(),
-                    snapshot: marker,
-                },
-                topic: None,
-                headers: Vec::new(),
-            }));
+            .map_err(snapshot_error("(end of snapshot)"))?;
+    }
+    Ok(totals.into_iter().sum())
+}
+
+/// One reader of a snapshot: reads tables from the queue until it is empty. `None` when
+/// shutdown interrupted it.
+async fn snapshot_reader(client: &Client, run: &SnapshotRun<'_>) -> Result<Option<u64>> {
+    let mut total = 0;
+    loop {
+        let next = run.queue.lock().expect("snapshot queue").pop_front();
+        let Some(table) = next else {
+            return Ok(Some(total));
         };
-        while let Some(line) = lines.next().await.map_err(snap_err(&name))? {
-            let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
-            copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
-                table: name.clone(),
-                column: "(row)".into(),
-                place: "snapshot".into(),
-                message: e.to_string(),
-            })?;
-            let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
-            if let Some(prev) = pending.replace(row) {
-                emit(prev, row_index, false, &mut batch);
-                row_index += 1;
-                if batch.len() >= BATCH_SIZE {
-                    if *shutdown.borrow() {
-                        return Ok(None);
-                    }
-                    send(
-                        out,
-                        std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
-                    )
-                    .await?;
-                    if reported.elapsed() >= SNAPSHOT_PROGRESS_INTERVAL {
-                        reported = Instant::now();
-                        log_snapshot_progress(&name, row_index, estimated, started);
-                    }
+        match snapshot_table(client, &table, run).await? {
+            Some(rows) => total += rows,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Reads one table with `COPY … TO STDOUT` and hands its rows on in batches.
+async fn snapshot_table(
+    client: &Client,
+    table: &Arc<TableSchema>,
+    run: &SnapshotRun<'_>,
+) -> Result<Option<u64>> {
+    use std::sync::atomic::Ordering;
+    let name = table.qualified_name();
+    let snap_err = snapshot_error;
+    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let sql = format!(
+        "COPY (SELECT {} FROM {}) TO STDOUT",
+        cols.join(", "),
+        quote_table(&name)
+    );
+    // The planner's estimate (pg_class.reltuples: -1 or 0 before the first ANALYZE), for the
+    // progress reports only.
+    let estimated: i64 = client
+        .query_one(
+            "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",
+            &[&table.oid],
+        )
+        .await
+        .map_err(snap_err(&name))?
+        .get(0);
+    tracing::info!(table = %name, estimated_rows = estimated, "snapshot of table started");
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    let mut lines = CopyLines::new(
+        client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(snap_err(&name))?,
+    );
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let mut pending: Option<Vec<Value>> = None;
+    let mut row_index: u64 = 0;
+    let emit = |row: Vec<Value>, index: u64, last_in_table: bool, batch: &mut Vec<Item>| {
+        let first_in_table = index == 0;
+        let marker = if last_in_table && run.markers.tables_left.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            SnapshotMarker::Last
+        } else if first_in_table && !run.markers.first_taken.swap(true, Ordering::SeqCst) {
+            SnapshotMarker::First
+        } else if last_in_table {
+            SnapshotMarker::LastInDataCollection
+        } else if first_in_table {
+            SnapshotMarker::FirstInDataCollection
+        } else {
+            SnapshotMarker::True
+        };
+        batch.push(Item::Event(ChangeEvent {
+            op: Op::Read,
+            table: table.clone(),
+            before: None,
+            after: Some(row),
+            source: Source {
+                lsn: run.consistent_point,
+                last_commit_lsn: None,
+                tx_id: Some(run.tx_id),
+                ts_us: now_us(),
+                snapshot: marker,
+            },
+            topic: None,
+            headers: Vec::new(),
+        }));
+    };
+    while let Some(line) = lines.next().await.map_err(snap_err(&name))? {
+        let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
+        copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
+            table: name.clone(),
+            column: "(row)".into(),
+            place: "snapshot".into(),
+            message: e.to_string(),
+        })?;
+        let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
+        if let Some(prev) = pending.replace(row) {
+            emit(prev, row_index, false, &mut batch);
+            row_index += 1;
+            if batch.len() >= BATCH_SIZE {
+                if *run.shutdown.borrow() {
+                    return Ok(None);
+                }
+                send(
+                    run.out,
+                    std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
+                )
+                .await?;
+                if reported.elapsed() >= SNAPSHOT_PROGRESS_INTERVAL {
+                    reported = Instant::now();
+                    log_snapshot_progress(&name, row_index, estimated, started);
                 }
             }
         }
-        lines.finish(&name, "snapshot")?;
-        if let Some(last) = pending.take() {
+    }
+    lines.finish(&name, "snapshot")?;
+    match pending.take() {
+        Some(last) => {
             emit(last, row_index, true, &mut batch);
             row_index += 1;
         }
-        total += row_index;
-        tracing::info!(
-            table = %name,
-            rows = row_index,
-            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-            "snapshot of table read"
-        );
+        // An empty table still counts as finished.
+        None => {
+            run.markers.tables_left.fetch_sub(1, Ordering::SeqCst);
+        }
     }
     if !batch.is_empty() {
-        send(out, batch).await?;
+        send(run.out, batch).await?;
     }
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(snap_err("(end of snapshot)"))?;
-    Ok(Some(total))
+    tracing::info!(
+        table = %name,
+        rows = row_index,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "snapshot of table read"
+    );
+    Ok(Some(row_index))
 }
 
 /// Text values of one row → typed values, positional against `table`.

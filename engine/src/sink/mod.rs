@@ -299,7 +299,9 @@ mod tests {
             g ^ (g >> 32)
         };
         let fold = |h: u64, len: u64, words: [u64; 4]| {
-            let l: Vec<u64> = (0..4).map(|i| m(m(h, len + i), words[i as usize])).collect();
+            let l: Vec<u64> = (0..4)
+                .map(|i| m(m(h, len + i), words[i as usize]))
+                .collect();
             m(m(m(l[0], l[1]), l[2]), l[3])
         };
         let mut h = fold(0xcbf29ce484222325, 1, [u64::from(b't'), 0, 0, 0]);
