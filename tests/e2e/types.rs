@@ -279,7 +279,9 @@ fn row3() -> Value {
         "u": "ffffffff-ffff-ffff-ffff-ffffffffffff",
         "j": "[]", "jb": "{}", "x": "<r/>",
         "hs": "{}", "lt": "a", "ct": "ÄÖ", "e": "sad",
-        // PostgresValueConverter: POSITIVE_INFINITY_LOCAL_DATE (+5877611-06-21) as epoch days;
+        // PostgresValueConverter: POSITIVE_INFINITY_LOCAL_DATE (+5877611-06-21, pinned by
+        // PostgresValueConverterTest.shouldMatchPositiveAndNegativeInfinityLocalDate, dbz#2524)
+        // as epoch days;
         // 24:00:00 is 86400000000 µs; timestamp ±infinity as pgjdbc's DATE_POSITIVE/NEGATIVE_
         // INFINITY (µs, /1000 for ms); timestamptz -infinity as PostgreSQL's text.
         "d": 2_146_033_979, "tm": 86_400_000_000_i64, "tm3": 0,
