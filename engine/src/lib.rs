@@ -10,11 +10,13 @@
 //! * [`encode`]: Debezium JSON;
 //! * [`sink`]: the Kafka producer;
 //! * [`state`]: what the relay records between runs (initial snapshot completion);
+//! * [`metrics`]: counters and gauges served in Prometheus' format;
 //! * [`tail`]: reading a topic back, for operators.
 pub mod config;
 pub mod encode;
 pub mod event;
 pub mod events_file;
+pub mod metrics;
 pub mod pg;
 pub mod pipeline;
 pub mod plugin;

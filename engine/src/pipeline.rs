@@ -103,6 +103,8 @@ pub struct RelaySettings {
     pub state_dir: PathBuf,
     /// The plugin chain, in order (admitted: digests and signatures checked).
     pub plugins: Vec<crate::plugin::chain::PluginSpec>,
+    /// Where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A failed run, classified: transient failures are retried from the last confirmed position.
@@ -154,6 +156,11 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(500);
+    if let Some(addr) = settings.metrics_listen {
+        crate::metrics::serve(addr)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
+    }
     let mut tally = Tally::default();
     let sink_name = match settings.sink {
         SinkSettings::Kafka(_) => "kafka",
@@ -164,6 +171,9 @@ pub async fn run(
         match run_once(&settings, shutdown.clone(), &mut tally).await {
             Ok(()) => break Ok(()),
             Err(e) if e.transient && !*shutdown.borrow() => {
+                crate::metrics::metrics()
+                    .restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if started.elapsed() > Duration::from_secs(60) {
                     delay = Duration::from_millis(500);
                 }
@@ -368,9 +378,14 @@ impl Deliver {
         mut items: mpsc::Receiver<Vec<Item>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), RunError> {
+        // The tally goes to the metrics registry once a second, not per record.
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
+                // First, or a busy pipeline would never get to it; ready once a second.
+                _ = publish.tick() => crate::metrics::metrics().set_tally(&self.tally),
                 Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_ack(ack)?,
                 batch = items.recv() => match batch {
                     Some(batch) => self.on_batch(batch).await?,
@@ -395,6 +410,7 @@ impl Deliver {
                 }
             }
         }
+        crate::metrics::metrics().set_tally(&self.tally);
         Ok(())
     }
 
@@ -406,6 +422,9 @@ impl Deliver {
                 Ok(())
             }
             Ack::Checkpoint(Checkpoint::Lsn(lsn)) => {
+                crate::metrics::metrics()
+                    .confirmed_lsn
+                    .fetch_max(lsn.0, std::sync::atomic::Ordering::Relaxed);
                 self.confirmed.send_if_modified(|c| {
                     let moved = lsn > *c;
                     if moved {
@@ -916,6 +935,7 @@ impl RelaySettings {
             transaction_metadata: cfg.transaction_metadata,
             state_dir: cfg.state_dir.clone(),
             plugins,
+            metrics_listen: cfg.metrics.as_ref().map(|m| m.listen),
         })
     }
 }

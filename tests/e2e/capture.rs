@@ -739,3 +739,90 @@ async fn parallel_snapshot_reads_every_table_once_with_markers() {
     relay.assert_running();
     relay.stop();
 }
+
+/// `metrics: {listen: …}`: `GET /metrics` answers in Prometheus' text format with the initial
+/// snapshot's rows per table (and the planner's estimate), what was handed to the sink, the
+/// commit-to-acknowledgement summary of streamed changes and the slot's positions; anything
+/// else is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_over_http() {
+    use std::io::{Read, Write};
+    let s = services();
+    let db = Db::create("metrics").await;
+    db.exec(
+        "CREATE TABLE met (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO met SELECT g, 'v' || g FROM generate_series(1, 120) g;
+         ANALYZE met;",
+    )
+    .await;
+    let slot = unique("metrics");
+    let prefix = unique("metrics");
+    let topic = format!("{prefix}.public.met");
+    let yaml = relay_yaml(
+        &db,
+        &slot,
+        &["public.met"],
+        &prefix,
+        &s.brokers,
+        "",
+        "metrics: {listen: '127.0.0.1:0'}\n",
+    );
+    let mut relay = Relay::start(&slot, &yaml);
+    read_topic(&topic, WAIT, "the snapshot", |r| r.len() >= 120);
+    db.exec("INSERT INTO met SELECT g, 'v' || g FROM generate_series(121, 125) g")
+        .await;
+    read_topic(&topic, WAIT, "the streamed rows", |r| r.len() >= 125);
+    let log = relay.log_text();
+    let address = log
+        .lines()
+        .find_map(|l| l.split("metrics listening address=").nth(1))
+        .unwrap_or_else(|| panic!("no metrics address in the log: {log}"))
+        .trim()
+        .to_string();
+    let get = |path: &str| -> String {
+        let mut conn = std::net::TcpStream::connect(&address).expect("connect to metrics");
+        write!(conn, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").expect("request");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).expect("response");
+        response
+    };
+    let value = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let text = wait_until(WAIT, "metrics of the streamed rows", || {
+        let text = get("/metrics");
+        let done = value(&text, "walrelay_commit_to_ack_seconds_count").is_some_and(|n| n >= 5.0)
+            && value(&text, "walrelay_records_total").is_some_and(|n| n >= 125.0);
+        async move { done.then_some(text) }
+    })
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "walrelay_snapshot_rows{table=\"public.met\"}"),
+        Some(120.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "walrelay_snapshot_rows_estimated{table=\"public.met\"}"
+        ),
+        Some(120.0)
+    );
+    assert_eq!(value(&text, "walrelay_tombstones_total"), Some(0.0));
+    assert!(value(&text, "walrelay_bytes_total").is_some_and(|b| b > 125.0 * 500.0));
+    let p99 = value(&text, "walrelay_commit_to_ack_seconds{quantile=\"0.99\"}").expect("p99");
+    assert!(p99 > 0.0 && p99 < 60.0, "{p99}");
+    assert!(
+        value(&text, "walrelay_confirmed_lsn").is_some_and(|l| l > 0.0),
+        "{text}"
+    );
+    assert!(value(&text, "walrelay_slot_lag_bytes").is_some(), "{text}");
+    assert!(get("/other").starts_with("HTTP/1.1 404 Not Found\r\n"));
+    relay.assert_running();
+    relay.stop();
+}

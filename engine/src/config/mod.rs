@@ -95,6 +95,18 @@ pub struct Config {
     /// and trusted signers. Optional, default: no signature required.
     #[serde(default)]
     pub plugin_policy: PluginPolicy,
+    /// Prometheus metrics (`GET /metrics`). Optional, default: not served.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `metrics:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `address:port` to serve `GET /metrics` on, e.g. `127.0.0.1:9187` (port 0: any free
+    /// port, logged as `metrics listening`). Required.
+    pub listen: std::net::SocketAddr,
 }
 
 /// `format:`: how change events are written to Kafka.

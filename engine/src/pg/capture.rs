@@ -969,6 +969,9 @@ async fn snapshot_table(
         .map_err(snap_err(&name))?
         .get(0);
     tracing::info!(table = %name, estimated_rows = estimated, "snapshot of table started");
+    let metrics = crate::metrics::metrics();
+    let estimated_rows = u64::try_from(estimated).unwrap_or(0);
+    metrics.snapshot_progress(&name, 0, estimated_rows);
     let started = Instant::now();
     let mut reported = Instant::now();
     let mut lines = CopyLines::new(
@@ -1031,6 +1034,7 @@ async fn snapshot_table(
                     std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
                 )
                 .await?;
+                metrics.snapshot_progress(&name, row_index, estimated_rows);
                 if reported.elapsed() >= SNAPSHOT_PROGRESS_INTERVAL {
                     reported = Instant::now();
                     log_snapshot_progress(&name, row_index, estimated, started);
@@ -1052,6 +1056,7 @@ async fn snapshot_table(
     if !batch.is_empty() {
         send(run.out, batch).await?;
     }
+    metrics.snapshot_progress(&name, row_index, estimated_rows);
     tracing::info!(
         table = %name,
         rows = row_index,
@@ -1320,6 +1325,9 @@ impl Streamer {
                 reply_requested,
             } => {
                 self.last_keepalive = self.last_keepalive.max(wal_end);
+                crate::metrics::metrics()
+                    .server_wal_end
+                    .fetch_max(wal_end.0, std::sync::atomic::Ordering::Relaxed);
                 if self.tx.is_none() && wal_end > self.last_checkpoint {
                     // Nothing of ours is pending before wal_end: confirm it once what precedes is acknowledged.
                     self.last_checkpoint = wal_end;
@@ -1685,6 +1693,7 @@ impl Streamer {
         }
         inc.rows_emitted += emitted;
         let name = chunk.table.qualified_name();
+        crate::metrics::metrics().incremental_rows(&name, emitted);
         tracing::debug!(table = %name, emitted, taken_over_by_the_stream = chunk.dropped, "incremental snapshot chunk");
         if chunk.last_of_table {
             tracing::info!(table = %name, rows = inc.rows_emitted, "incremental snapshot of table done");
