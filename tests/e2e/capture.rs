@@ -826,3 +826,60 @@ async fn metrics_are_served_over_http() {
     relay.assert_running();
     relay.stop();
 }
+
+/// A slot held by another consumer (pg_recvlogical here): the relay says which process holds
+/// it and what to do, keeps retrying, and takes the slot over once the other consumer is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_held_by_another_process_is_waited_for() {
+    let s = services();
+    let db = Db::create("slotbusy").await;
+    let slot = unique("slotbusy");
+    db.exec(&format!(
+        "CREATE TABLE h (id int PRIMARY KEY); CREATE PUBLICATION {slot} FOR TABLE h;"
+    ))
+    .await;
+    db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"
+    ))
+    .await;
+    let mut other = std::process::Command::new(s.pg_bin.join("pg_recvlogical"))
+        .args(["-d", &db.url, "--slot", &slot, "--start", "-f", "/dev/null"])
+        .args([
+            "-o",
+            "proto_version=1",
+            "-o",
+            &format!("publication_names={slot}"),
+        ])
+        .spawn()
+        .expect("pg_recvlogical");
+    let holder = wait_until(WAIT, "pg_recvlogical holding the slot", || {
+        db.active_walsender(&slot)
+    })
+    .await;
+    let prefix = unique("slotbusy");
+    let yaml = relay_yaml(&db, &slot, &["public.h"], &prefix, &s.brokers, "", "")
+        .replace("snapshot: initial", "snapshot: never");
+    let mut relay = Relay::start(&slot, &yaml);
+    wait_until(WAIT, "the relay to report the busy slot", || {
+        relay.assert_running();
+        let log = relay.log_text();
+        let seen = log.contains(&format!(
+            "replication slot `{slot}` is in use by another process (pid {holder})"
+        )) && log.contains("stop the other consumer")
+            && log.contains("restarting from the last confirmed position");
+        async move { seen.then_some(()) }
+    })
+    .await;
+    let _ = other.kill();
+    let _ = other.wait();
+    db.exec("INSERT INTO h VALUES (1)").await;
+    let records = read_topic(
+        &format!("{prefix}.public.h"),
+        WAIT,
+        "the row after the takeover",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(records[0].payload()["after"], serde_json::json!({"id": 1}));
+    relay.assert_running();
+    relay.stop();
+}

@@ -29,6 +29,8 @@ pub struct Services {
     pub pg_ca: PathBuf,
     /// A CA that signed nothing the server has.
     pub pg_other_ca: PathBuf,
+    /// PostgreSQL's programs (pg_recvlogical, psql).
+    pub pg_bin: PathBuf,
 }
 
 /// Starts the services once per test binary (idempotent: running ones are reused).
@@ -58,6 +60,7 @@ pub fn services() -> &'static Services {
             repo,
             pg_ca: PathBuf::from(vars["WALRELAY_PG_CA"]),
             pg_other_ca: PathBuf::from(vars["WALRELAY_PG_OTHER_CA"]),
+            pg_bin: PathBuf::from(vars["WALRELAY_PG_BIN"]),
         }
     })
 }
