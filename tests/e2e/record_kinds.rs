@@ -443,12 +443,7 @@ async fn heartbeats_and_an_advancing_slot() {
         db.exec(&format!("INSERT INTO unwatched (v) VALUES ('{i}')"))
             .await;
     }
-    let row = db
-        .client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .expect("wal lsn");
-    let written = Lsn::parse(row.get::<_, &str>(0)).expect("lsn");
+    let written = db.current_wal_lsn().await;
     confirmed_at_least(
         &db,
         &slot,
@@ -510,12 +505,7 @@ async fn heartbeat_messages_are_written_and_never_published() {
             "{m}"
         );
     }
-    let row = db
-        .client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .expect("wal lsn");
-    let written = Lsn::parse(row.get::<_, &str>(0)).expect("lsn");
+    let written = db.current_wal_lsn().await;
     confirmed_at_least(
         &db,
         &slot,

@@ -149,6 +149,16 @@ impl Db {
             });
     }
 
+    /// The server's current WAL write position.
+    pub async fn current_wal_lsn(&self) -> walrelay::event::Lsn {
+        let row = self
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .expect("pg_current_wal_lsn");
+        walrelay::event::Lsn::parse(row.get::<_, &str>(0)).expect("an LSN")
+    }
+
     /// The pid of the walsender that holds `slot`, if one does.
     pub async fn active_walsender(&self, slot: &str) -> Option<i32> {
         self.client
