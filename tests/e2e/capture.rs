@@ -883,3 +883,125 @@ async fn slot_held_by_another_process_is_waited_for() {
     relay.assert_running();
     relay.stop();
 }
+
+/// Server states the shared cluster must not be put in, on a private cluster
+/// (`max_slot_wal_keep_size = 1MB`): a slot PostgreSQL invalidated (its WAL removed) stops
+/// `snapshot: initial` with the fix spelled out, and `snapshot: when_needed` drops it and reads
+/// the tables again; then, restarted with `wal_level = replica`, the server is refused with the
+/// setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidated_slot_and_wal_level_on_a_private_cluster() {
+    use crate::support::cluster::PrivateCluster;
+    let s = services();
+    let cluster = PrivateCluster::start(&["max_slot_wal_keep_size = 1MB", "wal_keep_size = 0"]);
+    let url = cluster.url();
+    let db = Db {
+        name: "postgres".into(),
+        url: url.clone(),
+        client: connect(&url).await,
+    };
+    db.exec(
+        "CREATE TABLE w (id int PRIMARY KEY, v text NOT NULL); INSERT INTO w VALUES (1, 'one');",
+    )
+    .await;
+    let slot = unique("inval");
+    let prefix = unique("inval");
+    let topic = format!("{prefix}.public.w");
+    let yaml = relay_yaml(&db, &slot, &["public.w"], &prefix, &s.brokers, "", "");
+    let mut relay = Relay::start(&slot, &yaml);
+    read_topic(&topic, WAIT, "the snapshot", |r| !r.is_empty());
+    wait_until(WAIT, "the snapshot recorded", || {
+        relay.assert_running();
+        let done = relay
+            .log_text()
+            .contains("initial snapshot delivered and recorded");
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert!(relay.stop().success());
+
+    // WAL beyond max_slot_wal_keep_size, checkpointed away: the slot is lost.
+    let mut next = 2;
+    wait_until(WAIT, "the slot invalidated", || {
+        let sql = format!(
+            "INSERT INTO w SELECT g, 'filler' FROM generate_series({next}, {}) g; \
+             SELECT pg_switch_wal(); CHECKPOINT;",
+            next + 9
+        );
+        next += 10;
+        let db = &db;
+        let slot = &slot;
+        async move {
+            db.exec(&sql).await;
+            let status: Option<String> = db
+                .client
+                .query_one(
+                    "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+                    &[slot],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (status.as_deref() == Some("lost")).then_some(())
+        }
+    })
+    .await;
+
+    relay.restart();
+    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
+    let log = relay.log_text();
+    assert!(
+        log.contains(&format!("replication slot `{slot}` was invalidated"))
+            && log.contains(&format!("pg_drop_replication_slot('{slot}')")),
+        "initial stops with the fix: {log}"
+    );
+
+    std::fs::write(
+        &relay.config,
+        yaml.replace("snapshot: initial", "snapshot: when_needed"),
+    )
+    .expect("config");
+    relay.restart();
+    let rows: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM w", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let records = read_topic(&topic, WAIT, "the second snapshot", |r| {
+        r.len() as i64 > rows
+    });
+    relay.assert_running();
+    let reads_of_one = records
+        .iter()
+        .filter(|r| r.payload()["op"] == "r" && r.payload()["after"]["id"] == 1)
+        .count();
+    assert_eq!(reads_of_one, 2, "row 1 read by both snapshots");
+    assert!(relay
+        .log_text()
+        .contains("the replication slot was invalidated: dropping it and taking a new snapshot"));
+    assert!(relay.stop().success());
+
+    // wal_level = replica: logical slots must go first (the server refuses to start otherwise).
+    db.exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
+        .await;
+    drop(db);
+    cluster.restart_with(&["wal_level=replica"]);
+    let db = Db {
+        name: "postgres".into(),
+        url: url.clone(),
+        client: connect(&url).await,
+    };
+    let slot = unique("walreplica");
+    let mut relay = Relay::start(
+        &slot,
+        &relay_yaml(&db, &slot, &["public.w"], &prefix, &s.brokers, "", ""),
+    );
+    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
+    let log = relay.log_text();
+    assert!(
+        log.contains("wal_level is `replica`, logical replication needs `logical`")
+            && log.contains("wal_level = logical"),
+        "{log}"
+    );
+}

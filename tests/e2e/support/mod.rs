@@ -15,6 +15,7 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_postgres::{Client, NoTls};
 
+pub mod cluster;
 pub mod json_order;
 pub mod murmur2;
 pub mod registry;
