@@ -10,7 +10,8 @@
 //! * [`encode`]: Debezium JSON;
 //! * [`sink`]: the Kafka producer;
 //! * [`state`]: what the relay records between runs (initial snapshot completion);
-//! * [`metrics`]: counters and gauges served in Prometheus' format;
+//! * [`metrics`]: counters and gauges served in Prometheus' format; [`progress`]: the snapshot's
+//!   progress bar on a terminal;
 //! * [`tail`]: reading a topic back, for operators.
 pub mod config;
 pub mod encode;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod pg;
 pub mod pipeline;
 pub mod plugin;
+pub mod progress;
 pub mod sink;
 pub mod state;
 pub mod tail;

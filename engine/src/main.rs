@@ -188,15 +188,20 @@ fn main() -> ExitCode {
         } => "warn",
         _ => "info,rdkafka=warn",
     };
+    // Colours and the snapshot's progress bar only for a person at a terminal: not in files,
+    // journald or a collector.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WALRELAY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal: not in files, journald or a collector.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(walrelay::progress::StderrBelowBar)
+        .with_ansi(terminal)
         .init();
+    if terminal && matches!(cli.command, Command::Run { .. }) {
+        walrelay::progress::spawn_snapshot_bar();
+    }
     let result = match cli.command {
         Command::Record {
             config,

@@ -31,8 +31,8 @@ pub struct Metrics {
     pub confirmed_lsn: AtomicU64,
     pub server_wal_end: AtomicU64,
     pub restarts: AtomicU64,
-    /// Per table: (rows read, estimated rows) of its initial snapshot.
-    snapshot: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Per table: (rows read, estimated rows, done) of its initial snapshot.
+    snapshot: Mutex<BTreeMap<String, (u64, u64, bool)>>,
     /// Per table: rows an incremental snapshot emitted.
     incremental: Mutex<BTreeMap<String, u64>>,
 }
@@ -43,11 +43,25 @@ impl Metrics {
         *self.tally.lock().expect("metrics") = *tally;
     }
 
-    pub fn snapshot_progress(&self, table: &str, rows: u64, estimated: u64) {
+    pub fn snapshot_progress(&self, table: &str, rows: u64, estimated: u64, done: bool) {
         self.snapshot
             .lock()
             .expect("metrics")
-            .insert(table.to_string(), (rows, estimated));
+            .insert(table.to_string(), (rows, estimated, done));
+    }
+
+    /// The progress bar of the tables being read now (see [`crate::progress`]); `None` when
+    /// none is.
+    pub fn snapshot_bar(&self) -> Option<String> {
+        let snapshot = self.snapshot.lock().expect("metrics");
+        let bars: Vec<String> = snapshot
+            .iter()
+            .filter(|(_, (_, _, done))| !done)
+            .map(|(table, (rows, estimated, _))| {
+                crate::progress::bar_text(table, *rows, *estimated)
+            })
+            .collect();
+        (!bars.is_empty()).then(|| bars.join("  "))
     }
 
     pub fn incremental_rows(&self, table: &str, rows: u64) {
@@ -127,11 +141,11 @@ impl Metrics {
         let snapshot = self.snapshot.lock().expect("metrics");
         if !snapshot.is_empty() {
             let _ = writeln!(out, "# HELP walrelay_snapshot_rows Rows of a table read by the initial snapshot.\n# TYPE walrelay_snapshot_rows gauge");
-            for (table, (rows, _)) in snapshot.iter() {
+            for (table, (rows, _, _)) in snapshot.iter() {
                 let _ = writeln!(out, "walrelay_snapshot_rows{{table=\"{table}\"}} {rows}");
             }
             let _ = writeln!(out, "# HELP walrelay_snapshot_rows_estimated The planner's estimate of a table's rows when its snapshot started.\n# TYPE walrelay_snapshot_rows_estimated gauge");
-            for (table, (_, estimated)) in snapshot.iter() {
+            for (table, (_, estimated, _)) in snapshot.iter() {
                 let _ = writeln!(
                     out,
                     "walrelay_snapshot_rows_estimated{{table=\"{table}\"}} {estimated}"
@@ -202,7 +216,14 @@ mod tests {
         m.set_tally(&t);
         m.confirmed_lsn.store(1_000, Ordering::Relaxed);
         m.server_wal_end.store(1_500, Ordering::Relaxed);
-        m.snapshot_progress("public.t", 10, 12);
+        m.snapshot_progress("public.t", 10, 12, false);
+        assert_eq!(
+            m.snapshot_bar().as_deref(),
+            Some("snapshot public.t [################----] 83% 10/12 rows")
+        );
+        m.snapshot_progress("public.t", 12, 12, true);
+        assert_eq!(m.snapshot_bar(), None);
+        m.snapshot_progress("public.t", 10, 12, true);
         m.incremental_rows("public.t", 3);
         m.incremental_rows("public.t", 4);
         let text = m.render();

@@ -1005,3 +1005,76 @@ async fn invalidated_slot_and_wal_level_on_a_private_cluster() {
         "{log}"
     );
 }
+
+/// On a terminal (tmux here, as a person would run it), the initial snapshot draws a progress
+/// bar with the planner's estimate, below the log lines, and clears it when the table is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_progress_bar_on_a_terminal() {
+    let s = services();
+    let db = Db::create("bar").await;
+    db.exec(
+        "CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO big SELECT g, repeat('v', 200) FROM generate_series(1, 200000) g;
+         ANALYZE big;",
+    )
+    .await;
+    let slot = unique("bar");
+    let prefix = unique("bar");
+    let dir = crate::support::scratch_dir("bar");
+    let config = dir.join("walrelay.yaml");
+    std::fs::write(
+        &config,
+        relay_yaml(&db, &slot, &["public.big"], &prefix, &s.brokers, "", "")
+            .replace("sink:\n  kafka:\n", "sink:\n  null: {}\n  # kafka:\n")
+            .replace(&format!("    brokers: {}\n", s.brokers), ""),
+    )
+    .expect("config");
+    let session = unique("walrelay_bar");
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux")
+    };
+    let command = format!(
+        "cd {} && {} run --config walrelay.yaml",
+        dir.display(),
+        crate::support::relay_binary().display()
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let pane = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string()
+    };
+    let bar = wait_until(WAIT, "the progress bar", || {
+        let screen = pane();
+        let line = screen
+            .lines()
+            .find(|l| l.starts_with("snapshot public.big [") && l.contains("% "))
+            .map(str::to_string);
+        async move { line }
+    })
+    .await;
+    assert!(bar.ends_with("/200000 rows"), "{bar}");
+    // Read: the bar is gone, the log line stays.
+    wait_until(WAIT, "the bar cleared after the table was read", || {
+        let screen = pane();
+        let cleared = screen.contains("snapshot of table read")
+            && !screen
+                .lines()
+                .any(|l| l.starts_with("snapshot public.big ["));
+        async move { cleared.then_some(()) }
+    })
+    .await;
+    tmux(&["kill-session", "-t", &session]);
+}

@@ -971,7 +971,7 @@ async fn snapshot_table(
     tracing::info!(table = %name, estimated_rows = estimated, "snapshot of table started");
     let metrics = crate::metrics::metrics();
     let estimated_rows = u64::try_from(estimated).unwrap_or(0);
-    metrics.snapshot_progress(&name, 0, estimated_rows);
+    metrics.snapshot_progress(&name, 0, estimated_rows, false);
     let started = Instant::now();
     let mut reported = Instant::now();
     let mut lines = CopyLines::new(
@@ -1034,7 +1034,7 @@ async fn snapshot_table(
                     std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)),
                 )
                 .await?;
-                metrics.snapshot_progress(&name, row_index, estimated_rows);
+                metrics.snapshot_progress(&name, row_index, estimated_rows, false);
                 if reported.elapsed() >= SNAPSHOT_PROGRESS_INTERVAL {
                     reported = Instant::now();
                     log_snapshot_progress(&name, row_index, estimated, started);
@@ -1056,7 +1056,7 @@ async fn snapshot_table(
     if !batch.is_empty() {
         send(run.out, batch).await?;
     }
-    metrics.snapshot_progress(&name, row_index, estimated_rows);
+    metrics.snapshot_progress(&name, row_index, estimated_rows, true);
     tracing::info!(
         table = %name,
         rows = row_index,
