@@ -537,9 +537,7 @@ async fn cutover_takes_over_a_running_slot_without_a_snapshot() {
 
     // `initial` on a slot this relay has no record of: refused, slot untouched.
     let mut refused = Relay::start(&format!("{slot}-refused"), &yaml("initial"));
-    let status = tokio::task::block_in_place(|| refused.wait_exit(WAIT));
-    assert!(!status.success());
-    let log = refused.log_text();
+    let log = tokio::task::block_in_place(|| refused.failure_log(WAIT));
     assert!(
         log.contains(&format!("replication slot {slot} exists"))
             && log.contains("snapshot: never")
@@ -948,8 +946,7 @@ async fn invalidated_slot_and_wal_level_on_a_private_cluster() {
     .await;
 
     relay.restart();
-    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
-    let log = relay.log_text();
+    let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
     assert!(
         log.contains(&format!("replication slot `{slot}` was invalidated"))
             && log.contains(&format!("pg_drop_replication_slot('{slot}')")),
@@ -997,8 +994,7 @@ async fn invalidated_slot_and_wal_level_on_a_private_cluster() {
         &slot,
         &relay_yaml(&db, &slot, &["public.w"], &prefix, &s.brokers, "", ""),
     );
-    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
-    let log = relay.log_text();
+    let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
     assert!(
         log.contains("wal_level is `replica`, logical replication needs `logical`")
             && log.contains("wal_level = logical"),

@@ -57,8 +57,7 @@ async fn managed_role_with_scram_and_a_password_file() {
     // A wrong password: the server's refusal, and the relay stops (no retry loop).
     let slot = unique("mgd");
     let mut relay = Relay::start(&slot, &yaml_as(&db, &role, "wrong", &slot, &prefix));
-    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
-    let log = relay.log_text();
+    let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
     assert!(
         log.contains("password authentication failed"),
         "the server's refusal is shown: {log}"
@@ -70,8 +69,7 @@ async fn managed_role_with_scram_and_a_password_file() {
         &slot,
         &yaml_as(&db, &format!("{role}_norep"), &password, &slot, &prefix),
     );
-    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
-    let log = relay.log_text();
+    let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
     assert!(
         log.contains(&format!("role `{role}_norep` may not replicate"))
             && log.contains(&format!("ALTER ROLE {role}_norep WITH REPLICATION")),
@@ -81,8 +79,7 @@ async fn managed_role_with_scram_and_a_password_file() {
     // REPLICATION but no SELECT on the table: the snapshot stops, naming the grant.
     let slot = unique("mgd");
     let mut relay = Relay::start(&slot, &yaml_as(&db, &role, &password, &slot, &prefix));
-    assert!(!tokio::task::block_in_place(|| relay.wait_exit(WAIT)).success());
-    let log = relay.log_text();
+    let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
     assert!(
         log.contains("may not read") && log.contains("GRANT SELECT ON public.t TO"),
         "{log}"
@@ -159,9 +156,7 @@ async fn tls_verify_full() {
     ] {
         let slot = unique("tls");
         let mut relay = Relay::start(&slot, &yaml(&slot, &url));
-        let status = tokio::task::block_in_place(|| relay.wait_exit(WAIT));
-        assert!(!status.success(), "{what}: refused");
-        let log = relay.log_text();
+        let log = tokio::task::block_in_place(|| relay.failure_log(WAIT));
         assert!(
             log.contains("TLS to PostgreSQL failed (sslmode=verify-full)")
                 && log.contains("certificate verify failed")

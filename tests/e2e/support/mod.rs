@@ -375,6 +375,18 @@ impl Relay {
         }
     }
 
+    /// Waits (blocking; call it from `block_in_place` in async tests) for the relay to stop
+    /// with a failure, and returns its log; panics if it exits 0 or still runs after `timeout`.
+    pub fn failure_log(&mut self, timeout: Duration) -> String {
+        let status = self.wait_exit(timeout);
+        let log = self.log_text();
+        assert!(
+            !status.success(),
+            "walrelay exited 0; it should have failed:\n{log}"
+        );
+        log
+    }
+
     /// Panics (with the log) if the relay exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
