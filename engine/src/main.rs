@@ -1,6 +1,11 @@
 //! The `walrelay` command.
 mod authoring;
 
+/// Per-event allocations are many and small, made on one thread and freed on another: mimalloc
+/// serves them in a fraction of glibc's time (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
