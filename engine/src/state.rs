@@ -56,6 +56,9 @@ pub struct SlotState {
     pub consistent_point: String,
 }
 
+/// PostgreSQL's text of a row's key columns, in key order (`None`: NULL).
+pub type KeyText = Vec<Option<String>>;
+
 /// Where an incremental snapshot stands, recorded once its rows so far were acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +67,7 @@ pub struct IncrementalProgress {
     pub tables: Vec<String>,
     /// PostgreSQL's text of the key columns of the last row delivered from `tables[0]`, in key
     /// order; `None` before its first chunk.
-    pub last_key: Option<Vec<Option<String>>>,
+    pub last_key: Option<KeyText>,
 }
 
 /// A directory of per-slot state files.

@@ -997,31 +997,20 @@ async fn snapshot_table(
         } else {
             SnapshotMarker::True
         };
-        batch.push(Item::Event(ChangeEvent {
-            op: Op::Read,
-            table: table.clone(),
-            before: None,
-            after: Some(row),
-            source: Source {
+        batch.push(read_event(
+            table.clone(),
+            row,
+            Source {
                 lsn: run.consistent_point,
                 last_commit_lsn: None,
                 tx_id: Some(run.tx_id),
                 ts_us: now_us(),
                 snapshot: marker,
             },
-            topic: None,
-            headers: Vec::new(),
-        }));
+        ));
     };
     while let Some(line) = lines.next().await.map_err(snap_err(&name))? {
-        let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
-        copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
-            table: name.clone(),
-            column: "(row)".into(),
-            place: "snapshot".into(),
-            message: e.to_string(),
-        })?;
-        let row = row_values(table, fields.iter().map(|f| f.as_deref()), "snapshot")?;
+        let (row, _) = copy_row(table, &line, "snapshot")?;
         if let Some(prev) = pending.replace(row) {
             emit(prev, row_index, false, &mut batch);
             row_index += 1;
@@ -1064,6 +1053,40 @@ async fn snapshot_table(
         "snapshot of table read"
     );
     Ok(Some(row_index))
+}
+
+/// The fields of a COPY text row, borrowed from its line; `None` for NULL.
+type CopyFields<'a> = Vec<Option<Cow<'a, str>>>;
+
+/// One line of `COPY … TO STDOUT` (text format) → the row's typed values, and its fields'
+/// text.
+fn copy_row<'a>(
+    table: &TableSchema,
+    line: &'a [u8],
+    place: &str,
+) -> Result<(Vec<Value>, CopyFields<'a>)> {
+    let mut fields = Vec::with_capacity(table.columns.len());
+    copy_text::parse_row(line, &mut fields).map_err(|e| CaptureError::Value {
+        table: table.qualified_name(),
+        column: "(row)".into(),
+        place: place.into(),
+        message: e.to_string(),
+    })?;
+    let row = row_values(table, fields.iter().map(|f| f.as_deref()), place)?;
+    Ok((row, fields))
+}
+
+/// A row read by a snapshot (op `r`) at `source`.
+fn read_event(table: Arc<TableSchema>, row: Vec<Value>, source: Source) -> Item {
+    Item::Event(ChangeEvent {
+        op: Op::Read,
+        table,
+        before: None,
+        after: Some(row),
+        source,
+        topic: None,
+        headers: Vec::new(),
+    })
 }
 
 /// Text values of one row → typed values, positional against `table`.
@@ -1297,17 +1320,26 @@ impl Streamer {
         }
     }
 
+    /// Writes a non-transactional logical decoding message into the source database: it is
+    /// decoded at its own LSN, in order with the commits around it.
+    async fn emit_message(
+        &self,
+        prefix: &str,
+        content: &str,
+    ) -> std::result::Result<(), tokio_postgres::Error> {
+        self.client
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, $2)",
+                &[&prefix, &content],
+            )
+            .await
+            .map(drop)
+    }
+
     /// Writes a [`HEARTBEAT_MESSAGE_PREFIX`] message into the source database. A failure is
     /// logged and does not stop capture: the heartbeat record and keepalives still move the slot.
     async fn emit_heartbeat_message(&self) {
-        if let Err(e) = self
-            .client
-            .execute(
-                "SELECT pg_logical_emit_message(false, $1, '')",
-                &[&HEARTBEAT_MESSAGE_PREFIX],
-            )
-            .await
-        {
+        if let Err(e) = self.emit_message(HEARTBEAT_MESSAGE_PREFIX, "").await {
             tracing::warn!(error = %e, "source.postgres.heartbeat_message: cannot write the heartbeat message; the role needs EXECUTE on pg_logical_emit_message(boolean, text, text)");
         }
     }
@@ -1568,11 +1600,7 @@ impl Streamer {
     }
 
     async fn emit_watermark(&self, table: &TableSchema, which: &str, id: &str) -> Result<()> {
-        self.client
-            .execute(
-                "SELECT pg_logical_emit_message(false, $1, $2)",
-                &[&incremental::WATERMARK_PREFIX, &format!("{which}:{id}")],
-            )
+        self.emit_message(incremental::WATERMARK_PREFIX, &format!("{which}:{id}"))
             .await
             .map_err(|source| CaptureError::Snapshot {
                 table: format!(
@@ -1580,20 +1608,18 @@ impl Streamer {
                     table.qualified_name()
                 ),
                 source,
-            })?;
-        Ok(())
+            })
     }
 
     /// Up to `limit` rows of `table` after the key `after`, in key order, with the key text of
     /// the last one.
-    #[allow(clippy::type_complexity)]
     async fn read_chunk(
         &self,
         table: &TableSchema,
         key_columns: &[usize],
         after: Option<&[Option<String>]>,
         limit: usize,
-    ) -> Result<(Vec<ChunkRow>, Option<Vec<Option<String>>>)> {
+    ) -> Result<(Vec<ChunkRow>, Option<crate::state::KeyText>)> {
         let name = table.qualified_name();
         let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let keys = key_columns
@@ -1625,18 +1651,7 @@ impl Streamer {
         let mut rows = Vec::new();
         let mut last_key = None;
         while let Some(line) = lines.next().await.map_err(err)? {
-            let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(table.columns.len());
-            copy_text::parse_row(&line, &mut fields).map_err(|e| CaptureError::Value {
-                table: name.clone(),
-                column: "(row)".into(),
-                place: "incremental snapshot".into(),
-                message: e.to_string(),
-            })?;
-            let row = row_values(
-                table,
-                fields.iter().map(|f| f.as_deref()),
-                "incremental snapshot",
-            )?;
+            let (row, fields) = copy_row(table, &line, "incremental snapshot")?;
             last_key = Some(
                 key_columns
                     .iter()
@@ -1675,21 +1690,17 @@ impl Streamer {
         let ts_us = now_us();
         let emitted = chunk.rows.len() as u64;
         for r in chunk.rows {
-            batch.push(Item::Event(ChangeEvent {
-                op: Op::Read,
-                table: chunk.table.clone(),
-                before: None,
-                after: Some(r.row),
-                source: Source {
+            batch.push(read_event(
+                chunk.table.clone(),
+                r.row,
+                Source {
                     lsn,
                     last_commit_lsn: self.last_commit,
                     tx_id: None,
                     ts_us,
                     snapshot: SnapshotMarker::Incremental,
                 },
-                topic: None,
-                headers: Vec::new(),
-            }));
+            ));
         }
         inc.rows_emitted += emitted;
         let name = chunk.table.qualified_name();

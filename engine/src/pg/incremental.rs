@@ -103,7 +103,7 @@ pub struct Chunk {
     /// Fewer rows than a chunk holds: the table is done after this one.
     pub last_of_table: bool,
     /// The key text of the chunk's last row, where the next chunk starts.
-    pub last_key: Option<Vec<Option<String>>>,
+    pub last_key: Option<crate::state::KeyText>,
     /// Rows of the chunk the stream took over.
     pub dropped: usize,
 }
