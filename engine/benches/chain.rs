@@ -4,7 +4,8 @@
 //! `cargo bench -p walrelay --bench chain` (builds the plugins with scripts/build-plugins, or
 //! uses WALRELAY_PLUGINS_DIR). Events: 8-column updates of one table, in batches of 512 (the
 //! capture batch size). "chain" is the time inside the chain alone; "chain+encode" adds the
-//! Debezium JSON encoder, the rest of the relay's CPU work per event.
+//! Debezium JSON encoder, the rest of the relay's CPU work per event. `WALRELAY_BENCH_ONLY="3 x
+//! mask"` runs the baseline and that one chain, e.g. under `perf record`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -177,8 +178,16 @@ fn main() {
         1.0
     );
     let _ = base_stage;
+    // WALRELAY_BENCH_ONLY="3 x mask" runs one chain (for a profile of it alone).
+    let only = std::env::var("WALRELAY_BENCH_ONLY").ok();
     for plugin in ["passthrough", "mask"] {
         for n in [1, 3, 5] {
+            if only
+                .as_deref()
+                .is_some_and(|o| o != format!("{n} x {plugin}"))
+            {
+                continue;
+            }
             let specs = (0..n).map(|i| spec(&dir, plugin, i)).collect();
             let mut chain = PluginChain::new(specs, "bench").expect("chain loads");
             measure(&mut chain, &evs[..BATCH * 4]);

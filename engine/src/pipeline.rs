@@ -228,6 +228,77 @@ fn latency_text(h: &crate::sink::LatencyHistogram) -> String {
 /// How often the sink tally is logged while running.
 const TALLY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A batch from capture on its way to delivery: each segment of its events (the events between
+/// two other items) replaced by what the plugin chain made of it.
+#[derive(Debug)]
+enum Processed {
+    Outputs(Vec<Output>),
+    Item(Item),
+}
+
+/// Runs the plugin chain on its own thread between capture and delivery, so that decoding,
+/// the plugins, and encoding with the sink overlap. Batches keep their order; a chain failure
+/// is sent on as the batch's result and ends the thread. Without plugins, events go straight on.
+fn spawn_chain(
+    chain: Option<Box<dyn Stage>>,
+    mut items: mpsc::Receiver<Vec<Item>>,
+) -> anyhow::Result<mpsc::Receiver<anyhow::Result<Vec<Processed>>>> {
+    let (tx, rx) = mpsc::channel(4);
+    match chain {
+        None => {
+            tokio::spawn(async move {
+                while let Some(batch) = items.recv().await {
+                    if tx
+                        .send(through_chain(&mut PassThrough, batch))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        Some(mut chain) => {
+            std::thread::Builder::new()
+                .name("walrelay-chain".into())
+                .spawn(move || {
+                    while let Some(batch) = items.blocking_recv() {
+                        let result = through_chain(chain.as_mut(), batch);
+                        let failed = result.is_err();
+                        if tx.blocking_send(result).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+                .context("starting the plugin chain's thread")?;
+        }
+    }
+    Ok(rx)
+}
+
+/// Passes each segment of a batch's events through the chain; other items keep their places.
+fn through_chain(chain: &mut dyn Stage, batch: Vec<Item>) -> anyhow::Result<Vec<Processed>> {
+    let mut out = Vec::new();
+    let mut segment = Vec::new();
+    for item in batch {
+        match item {
+            Item::Event(e) => segment.push(e),
+            other => {
+                if !segment.is_empty() {
+                    out.push(Processed::Outputs(
+                        chain.process(std::mem::take(&mut segment))?,
+                    ));
+                }
+                out.push(Processed::Item(other));
+            }
+        }
+    }
+    if !segment.is_empty() {
+        out.push(Processed::Outputs(chain.process(segment)?));
+    }
+    Ok(out)
+}
+
 /// One run: prepare capture, connect the producer, stream until shutdown or failure.
 /// `tally` counts what this run hands to the sink, on top of what it holds.
 pub async fn run_once(
@@ -277,28 +348,28 @@ pub async fn run_once(
         }
         _ => None,
     };
-    let chain: Box<dyn Stage> = if settings.plugins.is_empty() {
-        Box::new(PassThrough)
+    let chain: Option<Box<dyn Stage>> = if settings.plugins.is_empty() {
+        None
     } else {
         // A chain that cannot load (a refused configuration, a bad component) will not load on
         // retry either: fatal.
-        Box::new(
+        Some(Box::new(
             crate::plugin::chain::PluginChain::new(
                 settings.plugins.clone(),
                 &settings.topic_prefix,
             )
             .map_err(RunError::fatal)?,
-        )
+        ))
     };
     let sink = Sink::open(&settings.sink)?;
     let (items_tx, items_rx) = mpsc::channel(16);
     let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
     let capture_task = tokio::spawn(capture.run(items_tx, confirmed_rx, shutdown.clone()));
+    let processed_rx = spawn_chain(chain, items_rx).map_err(RunError::fatal)?;
     let mut deliver = Deliver {
         sink,
         encoder,
         avro,
-        chain,
         prefix: settings.topic_prefix.clone(),
         tombstones: settings.tombstones_on_delete,
         transaction_metadata: settings.transaction_metadata,
@@ -309,7 +380,7 @@ pub async fn run_once(
         tally: *tally,
         last_tally_log: Instant::now(),
     };
-    let delivered = deliver.run(items_rx, shutdown).await;
+    let delivered = deliver.run(processed_rx, shutdown).await;
     *tally = deliver.tally;
     drop(deliver); // drops the confirmed sender: capture reports the final position and exits
     let captured = match capture_task.await {
@@ -358,7 +429,6 @@ struct Deliver {
     encoder: DebeziumJson,
     /// With `format.type: avro`, the encoder of every record (`encoder` is then unused).
     avro: Option<AvroEncoder>,
-    chain: Box<dyn Stage>,
     prefix: String,
     tombstones: bool,
     transaction_metadata: bool,
@@ -375,7 +445,7 @@ struct Deliver {
 impl Deliver {
     async fn run(
         &mut self,
-        mut items: mpsc::Receiver<Vec<Item>>,
+        mut items: mpsc::Receiver<anyhow::Result<Vec<Processed>>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), RunError> {
         // The tally goes to the metrics registry once a second, not per record.
@@ -388,7 +458,7 @@ impl Deliver {
                 _ = publish.tick() => crate::metrics::metrics().set_tally(&self.tally),
                 Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_ack(ack)?,
                 batch = items.recv() => match batch {
-                    Some(batch) => self.on_batch(batch).await?,
+                    Some(batch) => self.on_batch(batch.map_err(RunError::fatal)?).await?,
                     None => break,
                 },
             }
@@ -451,25 +521,23 @@ impl Deliver {
         }
     }
 
-    async fn on_batch(&mut self, batch: Vec<Item>) -> Result<(), RunError> {
-        let mut segment = Vec::new();
+    async fn on_batch(&mut self, batch: Vec<Processed>) -> Result<(), RunError> {
         for item in batch {
-            if let Item::Event(e) = item {
-                segment.push(e);
-                continue;
-            }
-            // Anything else keeps its place after the events before it.
-            self.process_segment(std::mem::take(&mut segment)).await?;
             match item {
-                Item::Event(_) => {}
-                Item::Checkpoint(c) => self.pending.push_back(Pending::Checkpoint(Some(c))),
-                Item::Message(m) => self.on_message(&m).await?,
-                Item::Begin(b) => self.on_begin(b).await?,
-                Item::End(b) => self.on_end(b).await?,
-                Item::Heartbeat => self.on_heartbeat().await?,
+                Processed::Outputs(outputs) => self.deliver_outputs(outputs).await?,
+                Processed::Item(Item::Event(ev)) => {
+                    self.deliver_outputs(vec![Output::Change(ev)]).await?
+                }
+                Processed::Item(Item::Checkpoint(c)) => {
+                    self.pending.push_back(Pending::Checkpoint(Some(c)))
+                }
+                Processed::Item(Item::Message(m)) => self.on_message(&m).await?,
+                Processed::Item(Item::Begin(b)) => self.on_begin(b).await?,
+                Processed::Item(Item::End(b)) => self.on_end(b).await?,
+                Processed::Item(Item::Heartbeat) => self.on_heartbeat().await?,
             }
         }
-        self.process_segment(segment).await
+        Ok(())
     }
 
     /// The transaction metadata of an emitted record of `data_collection` with `source`, counted:
@@ -635,15 +703,7 @@ impl Deliver {
             .await
     }
 
-    async fn process_segment(&mut self, events: Vec<ChangeEvent>) -> Result<(), RunError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        // Plugins run synchronously and may use their whole CPU budget: keep the runtime's other
-        // tasks (capture, acknowledgements) scheduled meanwhile.
-        let chain = &mut self.chain;
-        let outputs =
-            tokio::task::block_in_place(|| chain.process(events)).map_err(RunError::fatal)?;
+    async fn deliver_outputs(&mut self, outputs: Vec<Output>) -> Result<(), RunError> {
         let now_ns = now_ns();
         for out in &outputs {
             match out {
@@ -662,7 +722,8 @@ impl Deliver {
                     };
                     // Snapshot rows carry no transaction block (as in Debezium, whose snapshot
                     // receiver does not go through the transaction monitor).
-                    let order = if ev.source.snapshot == SnapshotMarker::False {
+                    let order = if ev.source.snapshot == SnapshotMarker::False && self.tx.is_some()
+                    {
                         self.count_in_tx(ev.source.tx_id, &ev.table.qualified_name())
                     } else {
                         None

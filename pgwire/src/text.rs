@@ -162,36 +162,59 @@ pub fn parse_value(column: &Column, text: &str) -> Result<Value, ValueError> {
     parse_text(base_oid(column), text).map_err(|reason| ValueError::new(column, text, reason))
 }
 
+/// As [`parse_value`], taking the text: the types carried as text (`text`, `numeric`, `json`, and
+/// every type without a typed [`Value`]) keep its allocation instead of copying it.
+pub fn parse_value_owned(column: &Column, text: String) -> Result<Value, ValueError> {
+    parse_cow(base_oid(column), Cow::Owned(text))
+        .map_err(|(text, reason)| ValueError::new(column, &text, reason))
+}
+
 /// Parses PostgreSQL's text of a value of the (base) type `base_oid`. Types without a typed
 /// [`Value`] stay [`Value::Text`].
 pub fn parse_text(base_oid: u32, text: &str) -> Result<Value, Cow<'static, str>> {
+    parse_cow(base_oid, Cow::Borrowed(text)).map_err(|(_, reason)| reason)
+}
+
+/// [`parse_text`] of borrowed or owned text; an error gives the text back with the reason.
+fn parse_cow(
+    base_oid: u32,
+    text: Cow<'_, str>,
+) -> Result<Value, (Cow<'_, str>, Cow<'static, str>)> {
+    macro_rules! parsed {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(reason) => return Err((text, reason.into())),
+            }
+        };
+    }
     Ok(match base_oid {
-        oid::BOOL => match text {
+        oid::BOOL => match &*text {
             "t" => Value::Bool(true),
             "f" => Value::Bool(false),
-            _ => return Err("expected 't' or 'f'".into()),
+            _ => return Err((text, "expected 't' or 'f'".into())),
         },
-        oid::INT2 => Value::Int16(parse_int(text)?),
-        oid::INT4 => Value::Int32(parse_int(text)?),
-        oid::INT8 => Value::Int64(parse_int(text)?),
-        oid::OID => Value::Int64(i64::from(parse_int::<u32>(text)?)),
-        oid::FLOAT4 => Value::Float32(parse_float::<f32>(text)?),
-        oid::FLOAT8 => Value::Float64(parse_float::<f64>(text)?),
+        oid::INT2 => Value::Int16(parsed!(parse_int(&text))),
+        oid::INT4 => Value::Int32(parsed!(parse_int(&text))),
+        oid::INT8 => Value::Int64(parsed!(parse_int(&text))),
+        oid::OID => Value::Int64(i64::from(parsed!(parse_int::<u32>(&text)))),
+        oid::FLOAT4 => Value::Float32(parsed!(parse_float::<f32>(&text))),
+        oid::FLOAT8 => Value::Float64(parsed!(parse_float::<f64>(&text))),
         oid::NUMERIC => {
-            check_numeric(text)?;
-            Value::Numeric(text.to_owned())
+            parsed!(check_numeric(&text));
+            Value::Numeric(text.into_owned())
         }
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR => {
-            Value::Text(text.to_owned())
+            Value::Text(text.into_owned())
         }
-        oid::UUID => Value::Uuid(parse_uuid(text)?),
-        oid::JSON | oid::JSONB => Value::Json(text.to_owned()),
-        oid::BYTEA => Value::Bytes(parse_bytea(text)?),
-        oid::DATE => Value::Date(parse_date(text)?),
-        oid::TIME => Value::Time(parse_time(text)?),
-        oid::TIMESTAMP => Value::Timestamp(parse_timestamp(text, false)?),
-        oid::TIMESTAMPTZ => Value::TimestampTz(parse_timestamp(text, true)?),
-        _ => Value::Text(text.to_owned()),
+        oid::UUID => Value::Uuid(parsed!(parse_uuid(&text))),
+        oid::JSON | oid::JSONB => Value::Json(text.into_owned()),
+        oid::BYTEA => Value::Bytes(parsed!(parse_bytea(&text))),
+        oid::DATE => Value::Date(parsed!(parse_date(&text))),
+        oid::TIME => Value::Time(parsed!(parse_time(&text))),
+        oid::TIMESTAMP => Value::Timestamp(parsed!(parse_timestamp(&text, false))),
+        oid::TIMESTAMPTZ => Value::TimestampTz(parsed!(parse_timestamp(&text, true))),
+        _ => Value::Text(text.into_owned()),
     })
 }
 

@@ -58,15 +58,44 @@ pub struct Event {
     pub(crate) shape: Option<Vec<ShapeCol>>,
     /// Set by the test-only raw access: the event goes out exactly as `raw` says.
     pub(crate) unchecked: bool,
+    /// The event's position in the input batch.
+    pub(crate) input: u32,
+    /// What changed since the input: only that goes back to the relay.
+    pub(crate) edits: Edits,
+}
+
+/// What a plugin changed in an input event. An event with no edits goes back as `keep`, one
+/// with edits as a `patch` carrying only them, and one whose rows changed width (a column added
+/// or removed) whole.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Edits {
+    pub(crate) whole: bool,
+    pub(crate) op: bool,
+    pub(crate) topic: bool,
+    pub(crate) headers: bool,
+    /// Positions written, unsorted and possibly repeated: in the old row with
+    /// [`Edits::BEFORE`] set, in the new row without.
+    pub(crate) written: Vec<u32>,
+}
+
+impl Edits {
+    /// The flag of a position in the old row.
+    pub(crate) const BEFORE: u32 = 1 << 31;
+
+    pub(crate) fn is_empty(&self) -> bool {
+        !(self.whole || self.op || self.topic || self.headers || !self.written.is_empty())
+    }
 }
 
 impl Event {
-    pub(crate) fn new(raw: ChangeEvent, table: Arc<TableInfo>) -> Self {
+    pub(crate) fn new(raw: ChangeEvent, table: Arc<TableInfo>, input: u32) -> Self {
         Event {
             raw,
             table,
             shape: None,
             unchecked: false,
+            input,
+            edits: Edits::default(),
         }
     }
 
@@ -78,6 +107,7 @@ impl Event {
     /// Changes the kind of change (e.g. a delete into an update). The rows must then fit the new
     /// op: `after` is required by every op but delete and truncate.
     pub fn set_op(&mut self, op: Op) {
+        self.edits.op |= self.raw.op != op;
         self.raw.op = op;
     }
 
@@ -110,6 +140,7 @@ impl Event {
 
     /// Routes the event to another topic.
     pub fn set_topic(&mut self, topic: impl Into<String>) {
+        self.edits.topic = true;
         self.raw.topic = topic.into();
     }
 
@@ -129,6 +160,7 @@ impl Event {
 
     /// Appends a header (keys may repeat, as in Kafka).
     pub fn add_header(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.edits.headers = true;
         self.raw.headers.push(Header::new(key, value));
     }
 
@@ -136,7 +168,9 @@ impl Event {
     pub fn remove_header(&mut self, key: &str) -> usize {
         let before = self.raw.headers.len();
         self.raw.headers.retain(|h| h.key != key);
-        before - self.raw.headers.len()
+        let removed = before - self.raw.headers.len();
+        self.edits.headers |= removed > 0;
+        removed
     }
 
     /// The event's current columns, in row order: the input descriptor's, unless the plugin
@@ -190,6 +224,14 @@ impl Event {
     /// The value of column `name` in `row`, to change in place.
     pub fn get_mut(&mut self, row: Row, name: &str) -> Option<&mut Value> {
         let pos = self.position(name)?;
+        let len = self.row_ref(row).as_ref()?.len();
+        if pos >= len {
+            return None;
+        }
+        self.edits.written.push(match row {
+            Row::Before => pos as u32 | Edits::BEFORE,
+            Row::After => pos as u32,
+        });
         self.row_mut(row).as_mut()?.get_mut(pos)
     }
 
@@ -228,6 +270,7 @@ impl Event {
             return false;
         };
         self.shape_mut().remove(pos);
+        self.edits.whole = true;
         for values in [&mut self.raw.before, &mut self.raw.after]
             .into_iter()
             .flatten()
@@ -247,6 +290,7 @@ impl Event {
             return false;
         }
         self.shape_mut().push(ShapeCol::Own(Arc::new(column)));
+        self.edits.whole = true;
         if let Some(values) = &mut self.raw.before {
             values.push(before);
         }

@@ -176,6 +176,8 @@ pub trait Plugin: Sized + 'static {
 }
 
 /// What [`Plugin::on_event`] makes of an event.
+// `Keep` is the common case, once per event: boxing the event would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Emit {
     /// Nothing goes on: the event is filtered out.
@@ -399,7 +401,7 @@ macro_rules! export_plugin {
 pub mod __private {
     pub use crate::bindings::exports::walrelay::plugin::transform::Guest;
     pub use crate::runtime::{init, transform, Runtime};
-    pub use crate::wit::{BatchOutput, ChangeEvent, PluginInfo};
+    pub use crate::wit::{BatchOutput, ChangeEvent, EventPatch, PluginInfo};
 }
 
 /// The SDK's hash maps: keyed by descriptor ids and column names, which the relay chooses, so a

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::event::{ShapeCol, TableInfo};
+use crate::event::{Edits, ShapeCol, TableInfo};
 use crate::wit::{self, BatchOutput, ChangeEvent, PluginInfo};
-use crate::{Config, Event, Map, Output, Plugin, Table};
+use crate::{Config, Event, Map, Output, Plugin, Table, Value};
 
 /// A plugin instance with its descriptor bookkeeping.
 #[doc(hidden)]
@@ -50,9 +50,10 @@ impl Tables {
         self.inputs.insert(id, Arc::new(TableInfo::new(table)));
     }
 
-    pub(crate) fn lift(&self, raw: ChangeEvent) -> Result<Event, String> {
+    /// The event at position `input` of a batch, for the plugin.
+    pub(crate) fn lift(&self, raw: ChangeEvent, input: u32) -> Result<Event, String> {
         match self.inputs.get(&raw.table) {
-            Some(table) => Ok(Event::new(raw, Arc::clone(table))),
+            Some(table) => Ok(Event::new(raw, Arc::clone(table), input)),
             None => Err(format!(
                 "event refers to table descriptor {} which was never sent",
                 raw.table
@@ -60,21 +61,67 @@ impl Tables {
         }
     }
 
-    /// The wire form of `event`, with the descriptor its shape needs appended to `new_tables`
-    /// when it is the first event of that shape.
-    pub(crate) fn lower(&mut self, event: Event, new_tables: &mut Vec<Table>) -> ChangeEvent {
+    /// The wire form of `event`: `keep` when the plugin left it as it came, a `patch` of what it
+    /// changed, or the whole event when its rows changed width. The descriptor its shape needs
+    /// is appended to `new_tables` when it is the first event of that shape.
+    pub(crate) fn lower(&mut self, event: Event, new_tables: &mut Vec<Table>) -> wit::Output {
         let Event {
             mut raw,
             table,
             shape,
             unchecked,
+            input,
+            edits,
         } = event;
         if unchecked {
-            return raw;
+            return wit::Output::Change(raw);
         }
-        raw.table = table.table.id;
+        let id = self.shape_id(&table, shape, new_tables);
+        if edits.whole {
+            raw.table = id;
+            return wit::Output::Change(raw);
+        }
+        if edits.is_empty() && id == table.table.id {
+            return wit::Output::Keep(input);
+        }
+        let mut written = edits.written;
+        written.sort_unstable();
+        written.dedup();
+        // After-row positions sort first (the flag is the top bit).
+        let split = written.partition_point(|p| p & Edits::BEFORE == 0);
+        let changes = |row: &mut Option<Vec<Value>>, positions: &[u32]| -> Vec<(u32, Value)> {
+            let Some(values) = row else {
+                return Vec::new();
+            };
+            positions
+                .iter()
+                .map(|p| p & !Edits::BEFORE)
+                .filter_map(|p| {
+                    let v = values.get_mut(p as usize)?;
+                    Some((p, std::mem::replace(v, Value::Null)))
+                })
+                .collect()
+        };
+        wit::Output::Patch(wit::EventPatch {
+            input,
+            op: raw.op,
+            table: id,
+            before: changes(&mut raw.before, &written[split..]),
+            after: changes(&mut raw.after, &written[..split]),
+            topic: edits.topic.then_some(raw.topic),
+            headers: edits.headers.then_some(raw.headers),
+        })
+    }
+
+    /// The descriptor id of an event of `shape` made from an input of `table`.
+    fn shape_id(
+        &mut self,
+        table: &TableInfo,
+        shape: Option<Vec<ShapeCol>>,
+        new_tables: &mut Vec<Table>,
+    ) -> u32 {
         let Some(shape) = shape else {
-            return raw;
+            return table.table.id;
         };
         let input = &table.table.columns;
         let identity = shape.len() == input.len()
@@ -83,12 +130,11 @@ impl Tables {
                 ShapeCol::Own(c) => **c == input[i],
             });
         if identity {
-            return raw;
+            return table.table.id;
         }
         let shapes = self.derived.entry(table.table.id).or_default();
         if let Some((_, id)) = shapes.iter().find(|(s, _)| *s == shape) {
-            raw.table = *id;
-            return raw;
+            return *id;
         }
         let id = loop {
             let id = self.next_id.unwrap_or(u32::MAX);
@@ -113,11 +159,9 @@ impl Tables {
         });
         shapes.push((shape, id));
         self.derived_from.insert(id, table.table.id);
-        raw.table = id;
-        raw
+        id
     }
 }
-
 impl<P: Plugin> Runtime<P> {
     /// Builds the plugin from its configuration's JSON text.
     pub(crate) fn new(config_json: &str) -> Result<(Self, wit::Interest), String> {
@@ -144,16 +188,15 @@ impl<P: Plugin> Runtime<P> {
         }
         let events = events
             .into_iter()
-            .map(|raw| self.tables.lift(raw))
+            .enumerate()
+            .map(|(i, raw)| self.tables.lift(raw, i as u32))
             .collect::<Result<Vec<_>, _>>()?;
         let outputs = self.plugin.on_batch(events)?;
         let mut new_tables = Vec::new();
         let events = outputs
             .into_iter()
             .map(|output| match output {
-                Output::Event(event) => {
-                    wit::Output::Change(self.tables.lower(event, &mut new_tables))
-                }
+                Output::Event(event) => self.tables.lower(event, &mut new_tables),
                 Output::Record(record) => wit::Output::Plain(record),
             })
             .collect();

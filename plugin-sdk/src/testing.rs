@@ -34,7 +34,7 @@ use crate::{oid, Column, Header, Interest, Map, Op, Plugin, ReplicaIdentity, Tab
 /// The wire form of a change event: rows positional against the descriptor `table` names.
 pub use crate::wit::ChangeEvent;
 /// The wire form of one output item: a change event or a plain record.
-pub use crate::wit::Output;
+pub use crate::wit::{EventPatch, Output};
 
 /// A plugin instance driven as the relay drives it.
 pub struct Harness<P> {
@@ -71,11 +71,17 @@ impl<P: Plugin> Harness<P> {
         for table in &tables {
             self.known.insert(table.id, table.clone());
         }
+        let inputs = events.clone();
         let out = self.runtime.transform(tables, events)?;
         for table in &out.tables {
             self.known.insert(table.id, table.clone());
         }
-        Ok((out.tables, out.events))
+        let events = out
+            .events
+            .into_iter()
+            .map(|o| resolve(&inputs, o))
+            .collect::<Result<_, _>>()?;
+        Ok((out.tables, events))
     }
 
     /// A descriptor as the relay knows it: sent to the plugin or derived by it.
@@ -197,6 +203,50 @@ pub fn delete(table: u32, before: Vec<Value>) -> ChangeEvent {
 pub fn change(output: &Output) -> Option<&ChangeEvent> {
     match output {
         Output::Change(event) => Some(event),
-        Output::Plain(_) => None,
+        Output::Plain(_) | Output::Keep(_) | Output::Patch(_) => None,
     }
+}
+
+/// An output as a whole event, as the relay reads it: `keep` and `patch` name an input event
+/// of the batch and what changed in it; anything else is returned as it is.
+pub fn resolve(inputs: &[ChangeEvent], output: Output) -> Result<Output, String> {
+    let input = |at: u32| {
+        inputs
+            .get(at as usize)
+            .cloned()
+            .ok_or_else(|| format!("an output names input {at} of a batch of {}", inputs.len()))
+    };
+    Ok(match output {
+        Output::Keep(at) => Output::Change(input(at)?),
+        Output::Patch(p) => {
+            let mut event = input(p.input)?;
+            event.op = p.op;
+            event.table = p.table;
+            for (which, row, changes) in [
+                ("before", &mut event.before, p.before),
+                ("after", &mut event.after, p.after),
+            ] {
+                for (pos, value) in changes {
+                    let slot = row
+                        .as_mut()
+                        .and_then(|r| r.get_mut(pos as usize))
+                        .ok_or_else(|| {
+                            format!(
+                                "a patch of input {} sets {which}[{pos}], which it does not have",
+                                p.input
+                            )
+                        })?;
+                    *slot = value;
+                }
+            }
+            if let Some(topic) = p.topic {
+                event.topic = topic;
+            }
+            if let Some(headers) = p.headers {
+                event.headers = headers;
+            }
+            Output::Change(event)
+        }
+        other => other,
+    })
 }

@@ -262,6 +262,15 @@ fn malformed_output_is_refused() {
         ("unknown-table", "neither an input nor declared"),
         ("short-row", "row has 2 values for the 3 columns"),
         ("wrong-op", "has no after row"),
+        ("patch-input", "refers to input 999 of a batch of 1 events"),
+        (
+            "patch-position",
+            "sets after[99], and its after row has 3 values",
+        ),
+        (
+            "patch-table",
+            "descriptor 999999, which is neither an input nor declared",
+        ),
     ] {
         let err = chain(vec![spec(
             "guest-malformed",

@@ -47,7 +47,7 @@ use super::pgoutput::{self, Message, Relation, Tuple, TupleField};
 use super::replication::{
     ReplicationConnection, ReplicationError, ReplicationStream, StreamMessage, SESSION_OPTIONS,
 };
-use super::text::parse_value;
+use super::text::{parse_value, parse_value_owned};
 use crate::encode::json::{DebeziumJson, JsonOptions};
 use crate::encode::records::{PK_UPDATE_NEWKEY_HEADER, PK_UPDATE_OLDKEY_HEADER};
 use crate::event::{
@@ -1980,13 +1980,14 @@ fn tuple_values(table: &TableSchema, tuple: Tuple, lsn: Lsn) -> Result<Vec<Value
             TupleField::Null => Ok(Value::Null),
             TupleField::UnchangedToast => Ok(Value::UnchangedToast),
             TupleField::Text(bytes) => {
-                let text = std::str::from_utf8(&bytes).map_err(|e| CaptureError::Value {
+                // Moved, not copied: a text value keeps the buffer it was decoded into.
+                let text = String::from_utf8(bytes).map_err(|e| CaptureError::Value {
                     table: table.qualified_name(),
                     column: col.name.clone(),
                     place: place(),
-                    message: format!("not UTF-8: {e}"),
+                    message: format!("not UTF-8: {}", e.utf8_error()),
                 })?;
-                parse_value(col, text).map_err(|e| CaptureError::Value {
+                parse_value_owned(col, text).map_err(|e| CaptureError::Value {
                     table: table.qualified_name(),
                     column: col.name.clone(),
                     place: place(),

@@ -16,6 +16,10 @@
 //! * **Descriptors.** Each table schema gets an id the first time a stage sees it; an instance is
 //!   sent a descriptor once (again after it was re-instantiated). Plugins describe reshaped tables
 //!   in their output; the host keeps those per stage.
+//! * **Form.** An event is moved into WIT form when the first stage in scope takes it and stays
+//!   in that form from stage to stage; it is moved back into the relay's model once, when it
+//!   leaves the chain. Nothing is copied on the way: a stage costs the component-boundary copies
+//!   (lowering the batch into the guest, lifting its output) and the checks of its output.
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,14 +50,6 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn admits(&self, ev: &ChangeEvent) -> bool {
-        self.ops.as_ref().is_none_or(|ops| ops.contains(&ev.op))
-            && self
-                .tables
-                .as_ref()
-                .is_none_or(|t| t.contains(&ev.table.qualified_name()))
-    }
-
     /// The narrower of the operator's scope and the plugin's declared interest.
     fn with_interest(&self, interest: &wit::Interest) -> Scope {
         let tables = match (&self.tables, &interest.tables) {
@@ -110,29 +106,63 @@ struct Stage {
     sent: HashSet<u32>,
     /// Descriptors this plugin declared for its output, by its ids.
     declared: HashMap<u32, Arc<TableSchema>>,
+    /// Whether the scope's tables take a registered descriptor, by its id.
+    admitted: HashMap<u32, bool>,
     counters: StageCounters,
 }
 
-/// Host-side descriptor ids: one per distinct table schema (by identity of its `Arc`).
-#[derive(Default)]
+/// Host-side descriptor ids: one per distinct table schema (by identity of its `Arc`), with the
+/// default topic of its events.
 struct Registry {
+    prefix: String,
     by_ptr: HashMap<usize, u32>,
-    by_id: HashMap<u32, Arc<TableSchema>>,
+    by_id: HashMap<u32, (Arc<TableSchema>, String)>,
     next: u32,
+    /// The last lookup: a batch's events are mostly of one table.
+    last: Option<(usize, u32)>,
 }
 
 impl Registry {
+    fn new(prefix: &str) -> Registry {
+        Registry {
+            prefix: prefix.to_string(),
+            by_ptr: HashMap::new(),
+            by_id: HashMap::new(),
+            next: 0,
+            last: None,
+        }
+    }
+
     fn id(&mut self, t: &Arc<TableSchema>) -> u32 {
         let key = Arc::as_ptr(t) as usize;
-        if let Some(id) = self.by_ptr.get(&key) {
-            return *id;
+        if let Some((k, id)) = self.last {
+            if k == key {
+                return id;
+            }
         }
-        self.next += 1;
-        let id = self.next;
-        self.by_ptr.insert(key, id);
-        // Holding the Arc keeps the pointer from being reused by another schema.
-        self.by_id.insert(id, t.clone());
+        let id = match self.by_ptr.get(&key) {
+            Some(id) => *id,
+            None => {
+                self.next += 1;
+                let id = self.next;
+                self.by_ptr.insert(key, id);
+                // Holding the Arc keeps the pointer from being reused by another schema.
+                self.by_id
+                    .insert(id, (t.clone(), default_topic(&self.prefix, t)));
+                id
+            }
+        };
+        self.last = Some((key, id));
         id
+    }
+
+    fn table(&self, id: u32) -> Option<&Arc<TableSchema>> {
+        self.by_id.get(&id).map(|(t, _)| t)
+    }
+
+    /// The default topic of a registered id's events.
+    fn topic(&self, id: u32) -> &str {
+        self.by_id.get(&id).map_or("", |(_, topic)| topic)
     }
 }
 
@@ -165,6 +195,7 @@ impl PluginChain {
                 instance: Some(instance),
                 sent: HashSet::new(),
                 declared: HashMap::new(),
+                admitted: HashMap::new(),
                 counters: StageCounters {
                     instantiations: 1,
                     ..Default::default()
@@ -175,7 +206,7 @@ impl PluginChain {
         Ok(PluginChain {
             _runtime: runtime,
             stages,
-            registry: Registry::default(),
+            registry: Registry::new(topic_prefix),
             topic_prefix: topic_prefix.to_string(),
         })
     }
@@ -194,11 +225,18 @@ impl PluginChain {
 
     /// Runs the events of one segment through every stage.
     pub fn run(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<Output>> {
-        let mut current: Vec<Output> = events.into_iter().map(Output::Change).collect();
+        let mut current: Vec<InFlight> = events.into_iter().map(InFlight::Model).collect();
         for stage in &mut self.stages {
             current = stage.run(current, &mut self.registry, &self.topic_prefix)?;
         }
-        Ok(current)
+        Ok(current
+            .into_iter()
+            .map(|item| match item {
+                InFlight::Model(ev) => Output::Change(ev),
+                InFlight::Wit(w) => Output::Change(w.into_model(&self.topic_prefix)),
+                InFlight::Record(r) => Output::Record(r),
+            })
+            .collect())
     }
 }
 
@@ -222,56 +260,104 @@ fn is_default_topic(topic: &str, prefix: &str, t: &TableSchema) -> bool {
 }
 
 impl Stage {
+    /// Whether the stage takes an event of `op` on `table` (registered under `id`).
+    fn admits(&mut self, op: Op, id: u32, table: &TableSchema) -> bool {
+        if !self.scope.ops.as_ref().is_none_or(|ops| ops.contains(&op)) {
+            return false;
+        }
+        match &self.scope.tables {
+            None => true,
+            Some(tables) => *self
+                .admitted
+                .entry(id)
+                .or_insert_with(|| tables.contains(&table.qualified_name())),
+        }
+    }
+
     fn run(
         &mut self,
-        inputs: Vec<Output>,
+        inputs: Vec<InFlight>,
         registry: &mut Registry,
         prefix: &str,
-    ) -> anyhow::Result<Vec<Output>> {
+    ) -> anyhow::Result<Vec<InFlight>> {
         let mut out = Vec::with_capacity(inputs.len());
-        let mut run: Vec<ChangeEvent> = Vec::new();
+        let mut batch = Batch::default();
         for item in inputs {
-            match item {
-                Output::Change(ev) if self.scope.admits(&ev) => run.push(ev),
-                other => {
-                    if !run.is_empty() {
-                        let batch = std::mem::take(&mut run);
-                        self.run_batch(batch, registry, prefix, &mut out)?;
+            let taken = match item {
+                InFlight::Model(ev) => {
+                    let id = registry.id(&ev.table);
+                    if self.admits(ev.op, id, &ev.table) {
+                        let topic = registry.topic(id);
+                        batch.push(WitEvent::from_model(ev, id, topic));
+                        None
+                    } else {
+                        Some(InFlight::Model(ev))
                     }
-                    out.push(other);
                 }
+                InFlight::Wit(mut w) => {
+                    let id = registry.id(&w.table);
+                    if self.admits(op_from_wit(w.event.op), id, &w.table) {
+                        w.event.table = id;
+                        batch.push(w);
+                        None
+                    } else {
+                        Some(InFlight::Wit(w))
+                    }
+                }
+                record @ InFlight::Record(_) => Some(record),
+            };
+            if let Some(other) = taken {
+                // Out of scope: it keeps its place after the run of events before it.
+                if !batch.events.is_empty() {
+                    self.run_batch(std::mem::take(&mut batch), registry, prefix, &mut out)?;
+                }
+                out.push(other);
             }
         }
-        if !run.is_empty() {
-            self.run_batch(run, registry, prefix, &mut out)?;
+        if !batch.events.is_empty() {
+            self.run_batch(batch, registry, prefix, &mut out)?;
         }
         Ok(out)
     }
 
     fn run_batch(
         &mut self,
-        batch: Vec<ChangeEvent>,
-        registry: &mut Registry,
+        mut batch: Batch,
+        registry: &Registry,
         prefix: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<InFlight>,
     ) -> anyhow::Result<()> {
-        self.counters.events_in += batch.len() as u64;
+        self.counters.events_in += batch.events.len() as u64;
         let before = out.len();
-        match self.call(&batch, registry, prefix) {
+        match self.call(&mut batch.events, &batch.inputs, registry) {
             Ok(outputs) => out.extend(outputs),
-            Err(err) if batch.len() == 1 => {
-                let ev = batch
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| anyhow!("empty batch"))?;
-                self.apply_policy(ev, err, prefix, out)?;
-            }
             Err(err) => {
-                tracing::debug!(plugin = %self.spec.name, error = %err, events = batch.len(), "batch failed; running its events one by one");
-                for ev in batch {
-                    match self.call(std::slice::from_ref(&ev), registry, prefix) {
-                        Ok(outputs) => out.extend(outputs),
-                        Err(err) => self.apply_policy(ev, err, prefix, out)?,
+                // The events are intact: a call moves inputs out only once its output is valid.
+                if batch.events.len() > 1 {
+                    tracing::debug!(plugin = %self.spec.name, error = %err, events = batch.events.len(), "batch failed; running its events one by one");
+                }
+                let single = batch.events.len() == 1;
+                for (event, input) in batch.events.into_iter().zip(batch.inputs) {
+                    let mut one = vec![event];
+                    let result = if single {
+                        Err(err.clone())
+                    } else {
+                        self.call(&mut one, std::slice::from_ref(&input), registry)
+                    };
+                    match (result, one.pop()) {
+                        (Ok(outputs), _) => out.extend(outputs),
+                        (Err(err), Some(event)) => {
+                            let (table, source) = input;
+                            let ev = WitEvent {
+                                event,
+                                table,
+                                source,
+                            };
+                            self.apply_policy(ev.into_model(prefix), err, prefix, out)?
+                        }
+                        (Err(err), None) => {
+                            return Err(anyhow!("plugin `{}`: {err}", self.spec.name))
+                        }
                     }
                 }
             }
@@ -280,12 +366,13 @@ impl Stage {
         Ok(())
     }
 
+    /// `ev` is the event as this plugin received it.
     fn apply_policy(
         &mut self,
         ev: ChangeEvent,
         err: CallError,
         prefix: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<InFlight>,
     ) -> anyhow::Result<()> {
         let what = format!(
             "plugin `{}` {} {err} on the `{}` event of {} at LSN {}",
@@ -314,19 +401,21 @@ impl Stage {
                     Header { key: "walrelay.topic".into(), value: original_topic.into_bytes() },
                 ]);
                 ev.topic = Some(topic.clone());
-                out.push(Output::Change(ev));
+                out.push(InFlight::Model(ev));
                 Ok(())
             }
         }
     }
 
-    /// One `transform` call with conversion both ways and validation of the output.
+    /// One `transform` call and the validation of its output. `inputs[i]` is the descriptor and
+    /// source of `events[i]`. On success the inputs that outputs kept or patched are moved out
+    /// of `events`; on failure `events` is as it was.
     fn call(
         &mut self,
-        events: &[ChangeEvent],
-        registry: &mut Registry,
-        prefix: &str,
-    ) -> Result<Vec<Output>, CallError> {
+        events: &mut [wit::ChangeEvent],
+        inputs: &[(Arc<TableSchema>, Source)],
+        registry: &Registry,
+    ) -> Result<Vec<InFlight>, CallError> {
         if self.instance.is_none() {
             let (instance, _info) = self
                 .loaded
@@ -337,20 +426,16 @@ impl Stage {
             self.counters.instantiations += 1;
         }
         let mut tables = Vec::new();
-        let mut wit_events = Vec::with_capacity(events.len());
-        for ev in events {
-            let id = registry.id(&ev.table);
-            if self.sent.insert(id) {
-                tables.push(table_to_wit(id, &ev.table));
+        for (ev, (table, _)) in events.iter().zip(inputs) {
+            if self.sent.insert(ev.table) {
+                tables.push(table_to_wit(ev.table, table));
             }
-            wit_events.push(event_to_wit(ev, id, prefix));
         }
         let instance = self
             .instance
             .as_mut()
             .ok_or_else(|| CallError::Trap("no instance".into()))?;
-        let result = instance.transform(&tables, &wit_events);
-        let output = match result {
+        let output = match instance.transform(&tables, events) {
             Ok(o) => o,
             Err(e) => {
                 if e.poisons_instance() {
@@ -363,10 +448,94 @@ impl Stage {
             let schema = table_from_wit(&t).map_err(CallError::Malformed)?;
             self.declared.insert(t.id, Arc::new(schema));
         }
+        // First check every output (nothing is moved yet, so a failed batch can be run again
+        // event by event), resolving descriptors and sources and counting uses of each input.
+        let mut uses = vec![0u32; events.len()];
+        let mut resolved = Vec::with_capacity(output.events.len());
+        for (i, o) in output.events.iter().enumerate() {
+            let r = match o {
+                wit::Output::Plain(_) => None,
+                wit::Output::Change(e) => {
+                    let table = self.descriptor(e.table, registry)?;
+                    WitEvent::check(
+                        e.op,
+                        e.before.as_ref().map(Vec::len),
+                        e.after.as_ref().map(Vec::len),
+                        &table,
+                    )?;
+                    // Usually output i comes from input i (one to one): check that first, and
+                    // scan only when a plugin filtered or fanned out.
+                    let (_, source) = inputs
+                        .get(i)
+                        .filter(|(_, source)| same_source(source, &e.source))
+                        .or_else(|| inputs.iter().find(|(_, source)| same_source(source, &e.source)))
+                        .ok_or_else(|| {
+                            CallError::Malformed(format!(
+                                "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
+                                Lsn(e.source.lsn)
+                            ))
+                        })?;
+                    Some((table, source.clone()))
+                }
+                wit::Output::Keep(at) => {
+                    let at = input_at(*at, events.len())?;
+                    uses[at] += 1;
+                    let input = &events[at];
+                    let table = self.input_descriptor(input.table, &inputs[at].0);
+                    if !Arc::ptr_eq(&table, &inputs[at].0) {
+                        WitEvent::check(
+                            input.op,
+                            input.before.as_ref().map(Vec::len),
+                            input.after.as_ref().map(Vec::len),
+                            &table,
+                        )?;
+                    }
+                    Some((table, inputs[at].1.clone()))
+                }
+                wit::Output::Patch(p) => {
+                    let at = input_at(p.input, events.len())?;
+                    uses[at] += 1;
+                    let input = &events[at];
+                    let table = if p.table == input.table {
+                        self.input_descriptor(p.table, &inputs[at].0)
+                    } else {
+                        self.descriptor(p.table, registry)?
+                    };
+                    let before = input.before.as_ref().map(Vec::len);
+                    let after = input.after.as_ref().map(Vec::len);
+                    for (row, len, which) in
+                        [(&p.before, before, "before"), (&p.after, after, "after")]
+                    {
+                        if let Some((pos, _)) = row
+                            .iter()
+                            .find(|(pos, _)| (*pos as usize) >= len.unwrap_or(0))
+                        {
+                            return Err(CallError::Malformed(match len {
+                                Some(n) => format!("a patch of input {at} sets {which}[{pos}], and its {which} row has {n} values"),
+                                None => format!("a patch of input {at} sets {which}[{pos}], and it has no {which} row"),
+                            }));
+                        }
+                    }
+                    WitEvent::check(p.op, before, after, &table)?;
+                    Some((table, inputs[at].1.clone()))
+                }
+            };
+            resolved.push(r);
+        }
+        // Then build: an input used once is moved, one used more often is copied until its
+        // last use.
+        let mut taken = |at: usize, uses: &mut [u32]| {
+            uses[at] -= 1;
+            if uses[at] == 0 {
+                std::mem::replace(&mut events[at], empty_event())
+            } else {
+                events[at].clone()
+            }
+        };
         let mut converted = Vec::with_capacity(output.events.len());
-        for (i, o) in output.events.into_iter().enumerate() {
-            match o {
-                wit::Output::Plain(r) => converted.push(Output::Record(Record {
+        for (o, r) in output.events.into_iter().zip(resolved) {
+            let item = match (o, r) {
+                (wit::Output::Plain(r), _) => InFlight::Record(Record {
                     topic: r.topic,
                     key: r.key,
                     value: r.value,
@@ -378,34 +547,246 @@ impl Stage {
                             value: h.value,
                         })
                         .collect(),
-                })),
-                wit::Output::Change(e) => {
-                    let table = self
-                        .declared
-                        .get(&e.table)
-                        .or_else(|| registry.by_id.get(&e.table).filter(|_| self.sent.contains(&e.table)))
-                        .cloned()
-                        .ok_or_else(|| CallError::Malformed(format!("an event refers to table descriptor {}, which is neither an input nor declared", e.table)))?;
-                    let mut ev = event_from_wit(e, table, prefix)?;
-                    // Usually output i comes from input i (one to one): check that first, and
-                    // scan only when a plugin filtered or fanned out.
-                    let input = events
-                        .get(i)
-                        .filter(|input| same_source(&input.source, &ev.source))
-                        .or_else(|| events.iter().find(|input| same_source(&input.source, &ev.source)))
-                        .ok_or_else(|| {
-                            CallError::Malformed(format!(
-                                "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
-                                ev.source.lsn
-                            ))
-                        })?;
-                    // Exactly the input's (what WIT cannot carry included).
-                    ev.source = input.source.clone();
-                    converted.push(Output::Change(ev));
+                }),
+                (wit::Output::Change(event), Some((table, source))) => InFlight::Wit(WitEvent {
+                    event,
+                    table,
+                    source,
+                }),
+                (wit::Output::Keep(at), Some((table, source))) => InFlight::Wit(WitEvent {
+                    event: taken(at as usize, &mut uses),
+                    table,
+                    source,
+                }),
+                (wit::Output::Patch(p), Some((table, source))) => {
+                    let mut event = taken(p.input as usize, &mut uses);
+                    event.op = p.op;
+                    event.table = p.table;
+                    for (row, changes) in
+                        [(&mut event.before, p.before), (&mut event.after, p.after)]
+                    {
+                        if let Some(row) = row {
+                            for (pos, value) in changes {
+                                row[pos as usize] = value;
+                            }
+                        }
+                    }
+                    if let Some(topic) = p.topic {
+                        event.topic = topic;
+                    }
+                    if let Some(headers) = p.headers {
+                        event.headers = headers;
+                    }
+                    InFlight::Wit(WitEvent {
+                        event,
+                        table,
+                        source,
+                    })
+                }
+                (_, None) => {
+                    return Err(CallError::Malformed(
+                        "output without a resolved input".into(),
+                    ))
+                }
+            };
+            converted.push(item);
+        }
+        Ok(converted)
+    }
+
+    /// The descriptor of an output that stays on its input's id: the input's own, unless the
+    /// plugin declared a descriptor under that id (which replaces it).
+    fn input_descriptor(&self, id: u32, input: &Arc<TableSchema>) -> Arc<TableSchema> {
+        match self.declared.get(&id) {
+            Some(declared) => declared.clone(),
+            None => input.clone(),
+        }
+    }
+
+    /// The descriptor an output event refers to: one this plugin declared, or an input's.
+    fn descriptor(&self, id: u32, registry: &Registry) -> Result<Arc<TableSchema>, CallError> {
+        self.declared
+            .get(&id)
+            .or_else(|| registry.table(id).filter(|_| self.sent.contains(&id)))
+            .cloned()
+            .ok_or_else(|| {
+                CallError::Malformed(format!(
+                    "an event refers to table descriptor {id}, which is neither an input nor declared"
+                ))
+            })
+    }
+}
+
+/// The input position `at` of a `keep` or `patch`, checked against the batch's size.
+fn input_at(at: u32, n: usize) -> Result<usize, CallError> {
+    let at = at as usize;
+    if at < n {
+        Ok(at)
+    } else {
+        Err(CallError::Malformed(format!(
+            "an output refers to input {at} of a batch of {n} events"
+        )))
+    }
+}
+
+/// What a moved-out input leaves behind (never read).
+fn empty_event() -> wit::ChangeEvent {
+    wit::ChangeEvent {
+        op: wit::Op::Create,
+        table: 0,
+        before: None,
+        after: None,
+        source: wit::Source {
+            lsn: 0,
+            last_commit_lsn: None,
+            tx_id: None,
+            ts_us: 0,
+            snapshot: wit::SnapshotMarker::Streaming,
+        },
+        topic: String::new(),
+        headers: Vec::new(),
+    }
+}
+
+/// The events of one call with their descriptors and sources (kept apart: `transform` takes a
+/// slice of WIT events).
+#[derive(Default)]
+struct Batch {
+    events: Vec<wit::ChangeEvent>,
+    inputs: Vec<(Arc<TableSchema>, Source)>,
+}
+
+impl Batch {
+    fn push(&mut self, w: WitEvent) {
+        self.events.push(w.event);
+        self.inputs.push((w.table, w.source));
+    }
+}
+
+/// An event on its way through the chain.
+///
+/// Between two stages an event stays in WIT form, as the earlier stage returned it: it is
+/// converted from the model once, when the first stage in scope takes it, and back once, when it
+/// leaves the chain. Values are moved, never copied, on both conversions.
+enum InFlight {
+    /// As captured: no stage has taken it yet.
+    Model(ChangeEvent),
+    /// In WIT form, as a stage returned it (or as it was made ready for one).
+    Wit(WitEvent),
+    /// A plain record: it goes around every later stage.
+    Record(Record),
+}
+
+/// An event in WIT form with what WIT does not carry.
+struct WitEvent {
+    /// The WIT event; its `table` is the id the last stage knew it by, set afresh before each
+    /// stage from `table`.
+    event: wit::ChangeEvent,
+    /// The host's descriptor of the event's rows.
+    table: Arc<TableSchema>,
+    /// Exactly the source of the input the event came from (WIT cannot carry all of it: an
+    /// incremental snapshot's marker).
+    source: Source,
+}
+
+impl WitEvent {
+    /// Moves an event into WIT form. `topic` is the event's topic when it has none of its own
+    /// (the default, `<prefix>.<schema>.<table>`).
+    fn from_model(ev: ChangeEvent, id: u32, topic: &str) -> WitEvent {
+        let event = wit::ChangeEvent {
+            op: op_to_wit(ev.op),
+            table: id,
+            before: ev
+                .before
+                .map(|r| r.into_iter().map(value_into_wit).collect()),
+            after: ev
+                .after
+                .map(|r| r.into_iter().map(value_into_wit).collect()),
+            source: source_to_wit(&ev.source),
+            topic: ev.topic.unwrap_or_else(|| topic.to_string()),
+            headers: ev
+                .headers
+                .into_iter()
+                .map(|h| wit::Header {
+                    key: h.key,
+                    value: h.value,
+                })
+                .collect(),
+        };
+        WitEvent {
+            event,
+            table: ev.table,
+            source: ev.source,
+        }
+    }
+
+    /// Moves the event back into the model: a topic equal to the default becomes `None`.
+    fn into_model(self, prefix: &str) -> ChangeEvent {
+        let WitEvent {
+            event: e,
+            table,
+            source,
+        } = self;
+        let topic = if e.topic.is_empty() || is_default_topic(&e.topic, prefix, &table) {
+            None
+        } else {
+            Some(e.topic)
+        };
+        ChangeEvent {
+            op: op_from_wit(e.op),
+            before: e
+                .before
+                .map(|r| r.into_iter().map(value_from_wit).collect()),
+            after: e.after.map(|r| r.into_iter().map(value_from_wit).collect()),
+            source,
+            topic,
+            headers: e
+                .headers
+                .into_iter()
+                .map(|h| Header {
+                    key: h.key,
+                    value: h.value,
+                })
+                .collect(),
+            table,
+        }
+    }
+
+    /// Checks an output event, given its op and the lengths of its rows, against its
+    /// descriptor: as many values as columns, and the rows its op needs.
+    fn check(
+        op: wit::Op,
+        before: Option<usize>,
+        after: Option<usize>,
+        table: &TableSchema,
+    ) -> Result<(), CallError> {
+        let op = op_from_wit(op);
+        let n = table.columns.len();
+        for (len, which) in [(before, "before"), (after, "after")] {
+            if let Some(len) = len {
+                if len != n {
+                    return Err(CallError::Malformed(format!(
+                        "a `{}` event's {which} row has {len} values for the {n} columns of {}",
+                        op.code(),
+                        table.qualified_name()
+                    )));
                 }
             }
         }
-        Ok(converted)
+        if matches!(op, Op::Create | Op::Update | Op::Read) && after.is_none() {
+            return Err(CallError::Malformed(format!(
+                "a `{}` event of {} has no after row",
+                op.code(),
+                table.qualified_name()
+            )));
+        }
+        if op == Op::Delete && before.is_none() {
+            return Err(CallError::Malformed(format!(
+                "a `d` event of {} has no before row",
+                table.qualified_name()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -444,22 +825,21 @@ fn marker_to_wit(m: SnapshotMarker) -> wit::SnapshotMarker {
 }
 
 /// Whether an output's source is an input's, as far as WIT can tell them apart.
-fn same_source(input: &Source, output: &Source) -> bool {
-    input.lsn == output.lsn
-        && input.last_commit_lsn == output.last_commit_lsn
+fn same_source(input: &Source, output: &wit::Source) -> bool {
+    input.lsn.0 == output.lsn
+        && input.last_commit_lsn.map(|l| l.0) == output.last_commit_lsn
         && input.tx_id == output.tx_id
         && input.ts_us == output.ts_us
-        && marker_to_wit(input.snapshot) == marker_to_wit(output.snapshot)
+        && marker_to_wit(input.snapshot) == output.snapshot
 }
 
-fn marker_from_wit(m: wit::SnapshotMarker) -> SnapshotMarker {
-    match m {
-        wit::SnapshotMarker::Streaming => SnapshotMarker::False,
-        wit::SnapshotMarker::InSnapshot => SnapshotMarker::True,
-        wit::SnapshotMarker::First => SnapshotMarker::First,
-        wit::SnapshotMarker::FirstInDataCollection => SnapshotMarker::FirstInDataCollection,
-        wit::SnapshotMarker::LastInDataCollection => SnapshotMarker::LastInDataCollection,
-        wit::SnapshotMarker::Last => SnapshotMarker::Last,
+fn source_to_wit(s: &Source) -> wit::Source {
+    wit::Source {
+        lsn: s.lsn.0,
+        last_commit_lsn: s.last_commit_lsn.map(|l| l.0),
+        tx_id: s.tx_id,
+        ts_us: s.ts_us,
+        snapshot: marker_to_wit(s.snapshot),
     }
 }
 
@@ -533,25 +913,25 @@ fn table_from_wit(t: &wit::Table) -> Result<TableSchema, String> {
     })
 }
 
-fn value_to_wit(v: &Value) -> wit::Value {
+fn value_into_wit(v: Value) -> wit::Value {
     match v {
         Value::Null => wit::Value::Null,
         Value::UnchangedToast => wit::Value::UnchangedToast,
-        Value::Bool(b) => wit::Value::Boolean(*b),
-        Value::Int16(i) => wit::Value::Int16(*i),
-        Value::Int32(i) => wit::Value::Int32(*i),
-        Value::Int64(i) => wit::Value::Int64(*i),
-        Value::Float32(f) => wit::Value::Float32(*f),
-        Value::Float64(f) => wit::Value::Float64(*f),
-        Value::Numeric(s) => wit::Value::Numeric(s.clone()),
-        Value::Text(s) => wit::Value::Text(s.clone()),
-        Value::Bytes(b) => wit::Value::Bytes(b.clone()),
-        Value::Uuid(s) => wit::Value::Uuid(s.clone()),
-        Value::Json(s) => wit::Value::Json(s.clone()),
-        Value::Date(d) => wit::Value::Date(*d),
-        Value::Time(t) => wit::Value::Time(*t),
-        Value::Timestamp(t) => wit::Value::Timestamp(*t),
-        Value::TimestampTz(t) => wit::Value::Timestamptz(*t),
+        Value::Bool(b) => wit::Value::Boolean(b),
+        Value::Int16(i) => wit::Value::Int16(i),
+        Value::Int32(i) => wit::Value::Int32(i),
+        Value::Int64(i) => wit::Value::Int64(i),
+        Value::Float32(f) => wit::Value::Float32(f),
+        Value::Float64(f) => wit::Value::Float64(f),
+        Value::Numeric(s) => wit::Value::Numeric(s),
+        Value::Text(s) => wit::Value::Text(s),
+        Value::Bytes(b) => wit::Value::Bytes(b),
+        Value::Uuid(s) => wit::Value::Uuid(s),
+        Value::Json(s) => wit::Value::Json(s),
+        Value::Date(d) => wit::Value::Date(d),
+        Value::Time(t) => wit::Value::Time(t),
+        Value::Timestamp(t) => wit::Value::Timestamp(t),
+        Value::TimestampTz(t) => wit::Value::Timestamptz(t),
     }
 }
 
@@ -575,103 +955,4 @@ fn value_from_wit(v: wit::Value) -> Value {
         wit::Value::Timestamp(t) => Value::Timestamp(t),
         wit::Value::Timestamptz(t) => Value::TimestampTz(t),
     }
-}
-
-fn event_to_wit(ev: &ChangeEvent, table: u32, prefix: &str) -> wit::ChangeEvent {
-    wit::ChangeEvent {
-        op: op_to_wit(ev.op),
-        table,
-        before: ev
-            .before
-            .as_ref()
-            .map(|r| r.iter().map(value_to_wit).collect()),
-        after: ev
-            .after
-            .as_ref()
-            .map(|r| r.iter().map(value_to_wit).collect()),
-        source: wit::Source {
-            lsn: ev.source.lsn.0,
-            last_commit_lsn: ev.source.last_commit_lsn.map(|l| l.0),
-            tx_id: ev.source.tx_id,
-            ts_us: ev.source.ts_us,
-            snapshot: marker_to_wit(ev.source.snapshot),
-        },
-        topic: ev
-            .topic
-            .clone()
-            .unwrap_or_else(|| default_topic(prefix, &ev.table)),
-        headers: ev
-            .headers
-            .iter()
-            .map(|h| wit::Header {
-                key: h.key.clone(),
-                value: h.value.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn event_from_wit(
-    e: wit::ChangeEvent,
-    table: Arc<TableSchema>,
-    prefix: &str,
-) -> Result<ChangeEvent, CallError> {
-    let op = op_from_wit(e.op);
-    let n = table.columns.len();
-    let check = |row: &Option<Vec<wit::Value>>, which: &str| -> Result<(), CallError> {
-        match row {
-            Some(r) if r.len() != n => Err(CallError::Malformed(format!(
-                "a `{}` event's {which} row has {} values for the {n} columns of {}",
-                op.code(),
-                r.len(),
-                table.qualified_name()
-            ))),
-            _ => Ok(()),
-        }
-    };
-    check(&e.before, "before")?;
-    check(&e.after, "after")?;
-    let needs_after = matches!(op, Op::Create | Op::Update | Op::Read);
-    if needs_after && e.after.is_none() {
-        return Err(CallError::Malformed(format!(
-            "a `{}` event of {} has no after row",
-            op.code(),
-            table.qualified_name()
-        )));
-    }
-    if op == Op::Delete && e.before.is_none() {
-        return Err(CallError::Malformed(format!(
-            "a `d` event of {} has no before row",
-            table.qualified_name()
-        )));
-    }
-    let topic = if e.topic.is_empty() || is_default_topic(&e.topic, prefix, &table) {
-        None
-    } else {
-        Some(e.topic)
-    };
-    Ok(ChangeEvent {
-        op,
-        before: e
-            .before
-            .map(|r| r.into_iter().map(value_from_wit).collect()),
-        after: e.after.map(|r| r.into_iter().map(value_from_wit).collect()),
-        source: Source {
-            lsn: Lsn(e.source.lsn),
-            last_commit_lsn: e.source.last_commit_lsn.map(Lsn),
-            tx_id: e.source.tx_id,
-            ts_us: e.source.ts_us,
-            snapshot: marker_from_wit(e.source.snapshot),
-        },
-        topic,
-        headers: e
-            .headers
-            .into_iter()
-            .map(|h| Header {
-                key: h.key,
-                value: h.value,
-            })
-            .collect(),
-        table,
-    })
 }

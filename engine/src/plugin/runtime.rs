@@ -612,6 +612,16 @@ fn output_size(out: &wit::BatchOutput) -> u64 {
                     + r.value.as_ref().map_or(0, |v| v.len() as u64)
                     + headers(&r.headers)
             }
+            wit::Output::Keep(_) => 8,
+            wit::Output::Patch(p) => {
+                64 + p.topic.as_ref().map_or(0, |t| t.len() as u64)
+                    + p.headers.as_deref().map_or(0, headers)
+                    + p.before
+                        .iter()
+                        .chain(p.after.iter())
+                        .map(|(_, v)| 8 + value(v))
+                        .sum::<u64>()
+            }
         })
         .sum();
     tables + events

@@ -107,6 +107,11 @@ impl Plugin for Mask {
                     mask(mode, value);
                 }
             }
+            // A column left as it is keeps the event on its input descriptor (no shape of its
+            // own to derive and compare, per event).
+            if matches!(retype, Retype::Keep) {
+                continue;
+            }
             if let Some(c) = event.column_mut(column) {
                 match retype {
                     Retype::Keep => {}

@@ -330,7 +330,7 @@ mod tests {
     fn plain(output: &Output) -> &Record {
         match output {
             Output::Plain(r) => r,
-            Output::Change(_) => panic!("expected a plain record, got {output:?}"),
+            _ => panic!("expected a plain record, got {output:?}"),
         }
     }
 

@@ -106,7 +106,12 @@ impl Plugin for Rename {
                 }
             }
         }
-        if let Some((schema, name)) = self.tables.get(&event.table().qualified_name()) {
+        let renamed = if self.tables.is_empty() {
+            None
+        } else {
+            self.tables.get(&event.table().qualified_name())
+        };
+        if let Some((schema, name)) = renamed {
             // The default topic follows the table.
             let old = format!("{}.{}", event.schema(), event.table_name());
             let topic = event.topic();
@@ -326,8 +331,9 @@ impl TableRenamer {
         }
     }
 
-    /// Renames the output's descriptors.
-    fn output(&mut self, tables: &mut Vec<Table>, events: &[WireOutput]) {
+    /// Renames the output's descriptors. `inputs` are the descriptor ids of the batch's input
+    /// events, for the outputs that name an input (`keep`, `patch`).
+    fn output(&mut self, tables: &mut Vec<Table>, events: &[WireOutput], inputs: &[u32]) {
         if self.renames.is_empty() {
             return;
         }
@@ -339,14 +345,20 @@ impl TableRenamer {
             }
         }
         for event in events {
-            let WireOutput::Change(event) = event else {
-                continue;
+            let id = match event {
+                WireOutput::Change(event) => event.table,
+                WireOutput::Patch(patch) => patch.table,
+                WireOutput::Keep(at) => match inputs.get(*at as usize) {
+                    Some(id) => *id,
+                    None => continue,
+                },
+                WireOutput::Plain(_) => continue,
             };
-            if derived.contains(&event.table) {
+            if derived.contains(&id) {
                 continue;
             }
-            if let Some(input) = self.inputs.get(&event.table) {
-                if self.declared.insert(event.table) {
+            if let Some(input) = self.inputs.get(&id) {
+                if self.declared.insert(id) {
                     let (schema, name) = &self.renames[&input.qualified_name()];
                     let mut renamed = input.clone();
                     renamed.schema.clone_from(schema);
@@ -391,8 +403,9 @@ impl sdk::Guest for Component {
         STATE.with(|state| {
             let state = &mut *state.borrow_mut();
             state.tables.inputs(&tables);
+            let inputs: Vec<u32> = events.iter().map(|e| e.table).collect();
             let mut out = sdk::transform::<Rename>(&mut state.runtime, tables, events)?;
-            state.tables.output(&mut out.tables, &out.events);
+            state.tables.output(&mut out.tables, &out.events, &inputs);
             Ok(out)
         })
     }

@@ -1,5 +1,6 @@
 use walrelay_plugin_sdk::__private::Guest;
-use walrelay_plugin_sdk::testing::{self, change, ChangeEvent, Harness};
+use walrelay_plugin_sdk::__private::BatchOutput;
+use walrelay_plugin_sdk::testing::{self, change, resolve, ChangeEvent, Harness};
 use walrelay_plugin_sdk::{Table, Value};
 
 use super::{glob, Component, Rename};
@@ -277,6 +278,17 @@ fn config_errors() {
 }
 
 /// Runs batches through the component's exports, as the relay does.
+/// The whole events of a component's output (`keep` and `patch` resolved against `inputs`).
+fn whole(inputs: &[ChangeEvent], out: &BatchOutput) -> Vec<ChangeEvent> {
+    out.events
+        .iter()
+        .map(|o| match resolve(inputs, o.clone()).unwrap() {
+            testing::Output::Change(e) => e,
+            other => panic!("expected a change event, got {other:?}"),
+        })
+        .collect()
+}
+
 fn component(config: &str) {
     Component::init(config.to_string()).unwrap();
 }
@@ -313,7 +325,7 @@ fn renames_tables_through_the_exports() {
         ("public", "purchases")
     );
     assert_eq!(names(copy), names(&orders()));
-    let events: Vec<_> = out.events.iter().map(|o| change(o).unwrap()).collect();
+    let events = whole(&[ins.clone(), ord.clone()], &out);
     assert_eq!(events[0].table, derived.id);
     assert_eq!(
         events[0].topic, "inventory.crm.clients",
@@ -327,8 +339,8 @@ fn renames_tables_through_the_exports() {
     assert!(out.tables.is_empty());
     // A routed topic that is not the table's default stays as it is.
     let routed = with_topic(ord.clone(), "somewhere.else");
-    let out = Component::transform(vec![], vec![routed]).unwrap();
-    assert_eq!(change(&out.events[0]).unwrap().topic, "somewhere.else");
+    let out = Component::transform(vec![], vec![routed.clone()]).unwrap();
+    assert_eq!(whole(&[routed], &out)[0].topic, "somewhere.else");
 
     // A descriptor re-sent under the same id is declared again.
     let out = Component::transform(vec![orders()], vec![ord]).unwrap();
@@ -339,7 +351,8 @@ fn renames_tables_through_the_exports() {
     component("null");
     let out = Component::transform(vec![customers()], vec![ins.clone()]).unwrap();
     assert!(out.tables.is_empty());
-    assert_eq!(change(&out.events[0]).unwrap(), &ins);
+    assert_eq!(whole(&[ins.clone()], &out), [ins.clone()]);
+    assert_eq!(out.events, [testing::Output::Keep(0)], "an untouched event is kept, not sent back");
 }
 
 #[test]
@@ -352,9 +365,9 @@ fn table_rename_then_topic_rules() {
         testing::insert(1, customer(1)),
         "inventory.public.customers",
     );
-    let out = Component::transform(vec![customers()], vec![ins]).unwrap();
+    let out = Component::transform(vec![customers()], vec![ins.clone()]).unwrap();
     assert_eq!(out.tables.len(), 1);
-    assert_eq!(change(&out.events[0]).unwrap().topic, "crm-clients");
+    assert_eq!(whole(&[ins], &out)[0].topic, "crm-clients");
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn records(outputs: &[Output]) -> Vec<(String, Option<String>, Option<String>)> 
                 r.key.clone().map(|k| String::from_utf8(k).unwrap()),
                 r.value.clone().map(|v| String::from_utf8(v).unwrap()),
             ),
-            Output::Change(e) => panic!("expected a record, got {e:?}"),
+            other => panic!("expected a record, got {other:?}"),
         })
         .collect()
 }
