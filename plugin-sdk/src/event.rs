@@ -395,12 +395,12 @@ impl Value {
         }
     }
 
-    /// The value as text, `None` for `null` and `unchanged-toast`: strings as they are, numbers
+    /// The value as text, `None` for `null`, `unchanged-toast` and `withheld`: strings as they are, numbers
     /// in decimal, bytes in PostgreSQL's hex form (`\x0a1b`), dates and times as their integer
     /// (days or microseconds).
     pub fn to_text(&self) -> Option<String> {
         Some(match self {
-            Value::Null | Value::UnchangedToast => return None,
+            Value::Null | Value::UnchangedToast | Value::Withheld => return None,
             Value::Boolean(v) => v.to_string(),
             Value::Int16(v) => v.to_string(),
             Value::Int32(v) | Value::Date(v) => v.to_string(),

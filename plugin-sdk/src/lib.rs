@@ -228,7 +228,21 @@ impl Interest {
         Interest {
             tables: None,
             ops: None,
+            columns: None,
         }
+    }
+
+    /// Only the values of these columns, by name (`*` matches any characters), in every table:
+    /// the values of other columns arrive as [`Value::Withheld`] (the relay puts them back), and
+    /// every event costs less to send. A plugin that reads or changes no value at all (it looks
+    /// at ops, tables, topics or descriptors only) passes an empty list.
+    pub fn only_columns<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Only these tables, as `schema.table` names (exact, no patterns).

@@ -429,3 +429,130 @@ fn init_and_transform_through_the_exported_entry_points() {
 mod exported {
     crate::export_plugin!(super::Passthrough);
 }
+
+/// Edits by config: `set` sets `name` in the new row, `topic` routes, `header` adds one,
+/// `rename` renames `email`, `remove` removes `name`; `op` turns an insert into a read.
+struct Edit(Config);
+
+impl Plugin for Edit {
+    fn new(config: Config) -> Result<Self, String> {
+        Ok(Edit(config))
+    }
+
+    fn on_event(&mut self, mut event: Event) -> Result<Emit, String> {
+        let on = |key: &str| self.0.get_bool(key).ok().flatten().unwrap_or(false);
+        if on("set") {
+            assert!(event.set(Row::After, "name", "****".into()));
+            // Written twice: sent once.
+            assert!(event.set(Row::After, "name", "####".into()));
+        }
+        if on("topic") {
+            event.set_topic("elsewhere");
+        }
+        if on("header") {
+            event.add_header("h", "v");
+        }
+        if on("rename") {
+            assert!(event.rename("email", "mail"));
+        }
+        if on("remove") {
+            assert!(event.remove("name"));
+        }
+        if on("op") {
+            event.set_op(Op::Read);
+        }
+        Ok(event.into())
+    }
+}
+
+/// The wire output of one `Edit` batch of two inserts, with the inputs.
+fn edit_wire(config: &str) -> (crate::wit::BatchOutput, Vec<testing::ChangeEvent>) {
+    let (mut runtime, _) = crate::runtime::Runtime::<Edit>::new(config).unwrap();
+    let inputs = vec![
+        testing::insert(1, row(1, "a@x", "A")),
+        testing::insert(1, row(2, "b@x", "B")),
+    ];
+    let out = runtime.transform(vec![users()], inputs.clone()).unwrap();
+    (out, inputs)
+}
+
+#[test]
+fn untouched_events_go_back_as_keep() {
+    let (out, _) = edit_wire("null");
+    assert!(out.tables.is_empty());
+    assert_eq!(
+        out.events,
+        [testing::Output::Keep(0), testing::Output::Keep(1)]
+    );
+}
+
+#[test]
+fn a_set_value_goes_back_alone_in_a_patch() {
+    let (out, inputs) = edit_wire(r#"{"set": true}"#);
+    let testing::Output::Patch(p) = &out.events[1] else {
+        panic!("expected a patch, got {:?}", out.events[1]);
+    };
+    assert_eq!(p.input, 1);
+    assert_eq!(p.table, 1, "the input descriptor");
+    assert_eq!(p.op, Op::Create);
+    assert!(p.before.is_empty());
+    assert_eq!(p.after, [(2, Value::Text("####".into()))]);
+    assert_eq!((&p.topic, &p.headers), (&None, &None));
+    let whole = testing::resolve(&inputs, out.events[1].clone()).unwrap();
+    let mut expected = inputs[1].clone();
+    expected.after.as_mut().unwrap()[2] = "####".into();
+    assert_eq!(whole, testing::Output::Change(expected));
+}
+
+#[test]
+fn a_rename_patches_the_descriptor_only() {
+    let (out, inputs) = edit_wire(r#"{"rename": true, "topic": true, "header": true, "op": true}"#);
+    assert_eq!(out.tables.len(), 1);
+    let derived = out.tables[0].id;
+    for (i, output) in out.events.iter().enumerate() {
+        let testing::Output::Patch(p) = output else {
+            panic!("expected a patch, got {output:?}");
+        };
+        assert_eq!((p.input, p.table, p.op), (i as u32, derived, Op::Read));
+        assert!(
+            p.before.is_empty() && p.after.is_empty(),
+            "no values: {p:?}"
+        );
+        assert_eq!(p.topic.as_deref(), Some("elsewhere"));
+        assert_eq!(p.headers.as_ref().map(Vec::len), Some(1));
+        let testing::Output::Change(whole) = testing::resolve(&inputs, output.clone()).unwrap()
+        else {
+            panic!("resolve gives a whole event");
+        };
+        assert_eq!(whole.after, inputs[i].after, "values as they came");
+        assert_eq!((whole.table, whole.topic.as_str()), (derived, "elsewhere"));
+    }
+}
+
+#[test]
+fn a_change_of_width_goes_back_whole() {
+    let (out, _) = edit_wire(r#"{"remove": true}"#);
+    let Some(e) = change(&out.events[0]) else {
+        panic!("expected a whole event, got {:?}", out.events[0]);
+    };
+    assert_eq!(e.after.as_ref().map(Vec::len), Some(2));
+    assert_eq!(out.tables[0].columns.len(), 2);
+}
+
+#[test]
+fn resolve_refuses_what_the_batch_does_not_have() {
+    let inputs = vec![testing::insert(1, row(1, "a@x", "A"))];
+    let err = testing::resolve(&inputs, testing::Output::Keep(3)).unwrap_err();
+    assert!(err.contains("input 3 of a batch of 1"), "{err}");
+    let patch = testing::EventPatch {
+        input: 0,
+        op: Op::Create,
+        table: 1,
+        before: vec![(0, Value::Null)],
+        after: vec![],
+        topic: None,
+        headers: None,
+    };
+    let err = testing::resolve(&inputs, testing::Output::Patch(patch)).unwrap_err();
+    assert!(err.contains("sets before[0]"), "{err}");
+}

@@ -271,6 +271,7 @@ fn malformed_output_is_refused() {
             "patch-table",
             "descriptor 999999, which is neither an input nor declared",
         ),
+        ("patch-withheld", "writes a `withheld` value"),
     ] {
         let err = chain(vec![spec(
             "guest-malformed",

@@ -108,6 +108,10 @@ struct Stage {
     declared: HashMap<u32, Arc<TableSchema>>,
     /// Whether the scope's tables take a registered descriptor, by its id.
     admitted: HashMap<u32, bool>,
+    /// The columns whose values the plugin wants (its interest; `None`: all), by name pattern.
+    columns: Option<Vec<String>>,
+    /// Which positions of a registered descriptor's rows are sent (`None`: all), by its id.
+    sent_values: HashMap<u32, Option<Arc<[bool]>>>,
     counters: StageCounters,
 }
 
@@ -196,6 +200,8 @@ impl PluginChain {
                 sent: HashSet::new(),
                 declared: HashMap::new(),
                 admitted: HashMap::new(),
+                columns: info.interest.columns.clone(),
+                sent_values: HashMap::new(),
                 counters: StageCounters {
                     instantiations: 1,
                     ..Default::default()
@@ -431,6 +437,64 @@ impl Stage {
                 tables.push(table_to_wit(ev.table, table));
             }
         }
+        let mut held = self.withhold(events, inputs);
+        match self.call_withheld(events, inputs, registry, tables, &mut held) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                held.put_back(events);
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the values of the columns the plugin did not ask for with `withheld`, keeping
+    /// them aside.
+    fn withhold(
+        &mut self,
+        events: &mut [wit::ChangeEvent],
+        inputs: &[(Arc<TableSchema>, Source)],
+    ) -> Held {
+        let mut held = Held::default();
+        let Some(columns) = &self.columns else {
+            return held;
+        };
+        for (ev, (table, _)) in events.iter_mut().zip(inputs) {
+            let start = held.values.len();
+            let sent = self
+                .sent_values
+                .entry(ev.table)
+                .or_insert_with(|| sent_positions(columns, table));
+            if let Some(sent) = sent {
+                for (which, row) in [
+                    (Which::Before, &mut ev.before),
+                    (Which::After, &mut ev.after),
+                ] {
+                    for (pos, v) in row.iter_mut().flatten().enumerate() {
+                        if !sent.get(pos).copied().unwrap_or(true) {
+                            held.values.push((
+                                which,
+                                pos as u32,
+                                std::mem::replace(v, wit::Value::Withheld),
+                            ));
+                        }
+                    }
+                }
+            }
+            held.ranges.push(start..held.values.len());
+        }
+        held
+    }
+
+    /// The call itself, with the events' withheld values in `held`; on an error the caller
+    /// puts them back.
+    fn call_withheld(
+        &mut self,
+        events: &mut [wit::ChangeEvent],
+        inputs: &[(Arc<TableSchema>, Source)],
+        registry: &Registry,
+        tables: Vec<wit::Table>,
+        held: &mut Held,
+    ) -> Result<Vec<InFlight>, CallError> {
         let instance = self
             .instance
             .as_mut()
@@ -465,17 +529,30 @@ impl Stage {
                     )?;
                     // Usually output i comes from input i (one to one): check that first, and
                     // scan only when a plugin filtered or fanned out.
-                    let (_, source) = inputs
-                        .get(i)
-                        .filter(|(_, source)| same_source(source, &e.source))
-                        .or_else(|| inputs.iter().find(|(_, source)| same_source(source, &e.source)))
+                    let src = Some(i)
+                        .filter(|&i| inputs.get(i).is_some_and(|(_, source)| same_source(source, &e.source)))
+                        .or_else(|| inputs.iter().position(|(_, source)| same_source(source, &e.source)))
                         .ok_or_else(|| {
                             CallError::Malformed(format!(
                                 "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
                                 Lsn(e.source.lsn)
                             ))
                         })?;
-                    Some((table, source.clone()))
+                    // Withheld values come back from the input they were taken from.
+                    for (which, row) in [(Which::Before, &e.before), (Which::After, &e.after)] {
+                        for (pos, v) in row.iter().flatten().enumerate() {
+                            if matches!(v, wit::Value::Withheld)
+                                && !held.has(src, which, pos as u32)
+                            {
+                                return Err(CallError::Malformed(format!(
+                                    "an event's {} value {pos} is `withheld`, and no value was withheld there",
+                                    which.name()
+                                )));
+                            }
+                        }
+                    }
+                    uses[src] += 1;
+                    Some((table, inputs[src].1.clone(), src))
                 }
                 wit::Output::Keep(at) => {
                     let at = input_at(*at, events.len())?;
@@ -490,7 +567,7 @@ impl Stage {
                             &table,
                         )?;
                     }
-                    Some((table, inputs[at].1.clone()))
+                    Some((table, inputs[at].1.clone(), at))
                 }
                 wit::Output::Patch(p) => {
                     let at = input_at(p.input, events.len())?;
@@ -516,21 +593,33 @@ impl Stage {
                             }));
                         }
                     }
+                    if p.before
+                        .iter()
+                        .chain(&p.after)
+                        .any(|(_, v)| matches!(v, wit::Value::Withheld))
+                    {
+                        return Err(CallError::Malformed(format!(
+                            "a patch of input {at} writes a `withheld` value"
+                        )));
+                    }
                     WitEvent::check(p.op, before, after, &table)?;
-                    Some((table, inputs[at].1.clone()))
+                    Some((table, inputs[at].1.clone(), at))
                 }
             };
             resolved.push(r);
         }
-        // Then build: an input used once is moved, one used more often is copied until its
-        // last use.
-        let mut taken = |at: usize, uses: &mut [u32]| {
+        // Then build: an input (and what was withheld from it) used once is moved, one used
+        // more often is copied until its last use.
+        let mut taken = |at: usize, uses: &mut [u32], event: Option<wit::ChangeEvent>| {
             uses[at] -= 1;
-            if uses[at] == 0 {
-                std::mem::replace(&mut events[at], empty_event())
-            } else {
-                events[at].clone()
-            }
+            let last = uses[at] == 0;
+            let mut event = match event {
+                Some(e) => e,
+                None if last => std::mem::replace(&mut events[at], empty_event()),
+                None => events[at].clone(),
+            };
+            held.restore(at, &mut event, last);
+            event
         };
         let mut converted = Vec::with_capacity(output.events.len());
         for (o, r) in output.events.into_iter().zip(resolved) {
@@ -548,18 +637,21 @@ impl Stage {
                         })
                         .collect(),
                 }),
-                (wit::Output::Change(event), Some((table, source))) => InFlight::Wit(WitEvent {
-                    event,
+                (wit::Output::Change(event), Some((table, source, src))) => {
+                    InFlight::Wit(WitEvent {
+                        event: taken(src, &mut uses, Some(event)),
+                        table,
+                        source,
+                    })
+                }
+                (wit::Output::Keep(at), Some((table, source, _))) => InFlight::Wit(WitEvent {
+                    event: taken(at as usize, &mut uses, None),
                     table,
                     source,
                 }),
-                (wit::Output::Keep(at), Some((table, source))) => InFlight::Wit(WitEvent {
-                    event: taken(at as usize, &mut uses),
-                    table,
-                    source,
-                }),
-                (wit::Output::Patch(p), Some((table, source))) => {
-                    let mut event = taken(p.input as usize, &mut uses);
+                (wit::Output::Patch(p), Some((table, source, _))) => {
+                    // Patched values are written over the restored ones.
+                    let mut event = taken(p.input as usize, &mut uses, None);
                     event.op = p.op;
                     event.table = p.table;
                     for (row, changes) in
@@ -614,6 +706,87 @@ impl Stage {
                     "an event refers to table descriptor {id}, which is neither an input nor declared"
                 ))
             })
+    }
+}
+
+/// A row of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Before,
+    After,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Before => "before",
+            Which::After => "after",
+        }
+    }
+}
+
+/// The values withheld from a call's events: `ranges[i]` indexes those of event `i`.
+#[derive(Default)]
+struct Held {
+    values: Vec<(Which, u32, wit::Value)>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Held {
+    fn has(&self, event: usize, which: Which, pos: u32) -> bool {
+        self.ranges.get(event).is_some_and(|r| {
+            self.values[r.clone()]
+                .iter()
+                .any(|(w, p, _)| *w == which && *p == pos)
+        })
+    }
+
+    /// Puts event `i`'s withheld values back where `event` still says `withheld` (moved when
+    /// `last`, copied otherwise).
+    fn restore(&mut self, i: usize, event: &mut wit::ChangeEvent, last: bool) {
+        let Some(range) = self.ranges.get(i).cloned() else {
+            return;
+        };
+        for (which, pos, value) in &mut self.values[range] {
+            let row = match which {
+                Which::Before => &mut event.before,
+                Which::After => &mut event.after,
+            };
+            if let Some(slot) = row.as_mut().and_then(|r| r.get_mut(*pos as usize)) {
+                if matches!(slot, wit::Value::Withheld) {
+                    *slot = if last {
+                        std::mem::replace(value, wit::Value::Withheld)
+                    } else {
+                        value.clone()
+                    };
+                }
+            }
+        }
+    }
+
+    /// Puts every withheld value back into the events it came from (after a failed call).
+    fn put_back(&mut self, events: &mut [wit::ChangeEvent]) {
+        for (i, event) in events.iter_mut().enumerate() {
+            self.restore(i, event, true);
+        }
+    }
+}
+
+/// Which positions of `table`'s rows a plugin interested in `columns` is sent; `None` when all.
+fn sent_positions(columns: &[String], table: &TableSchema) -> Option<Arc<[bool]>> {
+    let sent: Vec<bool> = table
+        .columns
+        .iter()
+        .map(|c| {
+            columns
+                .iter()
+                .any(|p| crate::config::glob::matches(p, &c.name))
+        })
+        .collect();
+    if sent.iter().all(|s| *s) {
+        None
+    } else {
+        Some(sent.into())
     }
 }
 
@@ -954,5 +1127,8 @@ fn value_from_wit(v: wit::Value) -> Value {
         wit::Value::Time(t) => Value::Time(t),
         wit::Value::Timestamp(t) => Value::Timestamp(t),
         wit::Value::Timestamptz(t) => Value::TimestampTz(t),
+        // Never left in an event: a stage puts back what it withheld, and refuses output that
+        // says `withheld` where nothing was (see `Stage::call`).
+        wit::Value::Withheld => Value::Null,
     }
 }

@@ -597,6 +597,7 @@ bool exports_walrelay_plugin_transform_init(plugin_string_t *config,
     plugin_string_dup(&ret->version, VERSION);
     ret->interest.tables.is_some = false;
     ret->interest.ops.is_some = false;
+    ret->interest.columns.is_some = false;
     return true;
 }
 

@@ -173,7 +173,7 @@ export const transform = {
   init(config) {
     state = null; // a refused configuration leaves no usable instance behind
     state = freshState(parseConfig(config));
-    return { name: NAME, version: VERSION, interest: { tables: null, ops: null } };
+    return { name: NAME, version: VERSION, interest: { tables: null, ops: null, columns: null } };
   },
 
   transform(tables, events) {

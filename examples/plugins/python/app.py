@@ -212,7 +212,7 @@ MASK = Mask()
 class Transform(exports.Transform):
     def init(self, config):
         MASK.configure(config)
-        return t.PluginInfo(NAME, VERSION, t.Interest(tables=None, ops=None))
+        return t.PluginInfo(NAME, VERSION, t.Interest(tables=None, ops=None, columns=None))
 
     def transform(self, tables, events):
         return MASK.run(tables, events)

@@ -609,7 +609,9 @@ impl Operand {
 fn from_value(v: &Value) -> Val<'_> {
     match v {
         Value::Null => Val::Null,
-        Value::UnchangedToast => Val::Toast,
+        // Withheld: a column the filter did not declare (it declares every one it reads), unknown
+        // as an unchanged TOASTed value is.
+        Value::UnchangedToast | Value::Withheld => Val::Toast,
         Value::Boolean(b) => Val::Bool(*b),
         Value::Int16(i) => Val::Int((*i).into()),
         Value::Int32(i) | Value::Date(i) => Val::Int((*i).into()),

@@ -82,7 +82,14 @@ impl Plugin for Filter {
         if let Some(ops) = &self.ops {
             interest = interest.only_ops(ops.iter().copied());
         }
-        interest
+        // Only the values the expression reads are sent (none for `op in [...]`). A name with a
+        // `*` in it matches more columns than itself: a harmless superset.
+        let mut fields = Vec::new();
+        self.expr.fields(&mut fields);
+        let mut names: Vec<String> = fields.into_iter().map(|(_, name)| name).collect();
+        names.sort_unstable();
+        names.dedup();
+        interest.only_columns(names)
     }
 
     fn on_event(&mut self, event: Event) -> Result<Emit, String> {
@@ -150,3 +157,4 @@ walrelay_plugin_sdk::export_plugin!(Filter);
 
 #[cfg(test)]
 mod tests;
+

@@ -93,6 +93,18 @@ impl Plugin for Mask {
         })
     }
 
+    /// Only the values of the columns the patterns can name are sent to the plugin.
+    fn interest(&self) -> Interest {
+        let mut columns: Vec<String> = self
+            .rules
+            .iter()
+            .flat_map(|r| r.patterns.iter().filter_map(|p| p.last().cloned()))
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        Interest::all().only_columns(columns)
+    }
+
     fn on_event(&mut self, mut event: Event) -> Result<Emit, String> {
         let id = event.table().id;
         if !self.plans.contains_key(&id) {

@@ -83,6 +83,11 @@ impl Plugin for Rename {
         })
     }
 
+    /// Renames touch descriptors and topics, never values: none are sent to the plugin.
+    fn interest(&self) -> Interest {
+        Interest::all().only_columns(Vec::<String>::new())
+    }
+
     fn on_event(&mut self, mut event: Event) -> Result<Emit, String> {
         let id = event.table().id;
         if !self.plans.contains_key(&id) {

@@ -524,6 +524,13 @@ pub fn write_json(
     let typmod = column.type_modifier;
     match value {
         Value::Null => out.push_str("null"),
+        // reshape declares every column of interest: the relay withholds none from it.
+        Value::Withheld => {
+            return Err(format!(
+                "column {} arrived withheld: its value was not sent",
+                column.name
+            ))
+        }
         Value::UnchangedToast => match column.base_type_oid {
             oid::BYTEA => write_base64(out, UNAVAILABLE.as_bytes()),
             oid::BOOL

@@ -5,7 +5,8 @@
 //! - `wrong-op`: it is an `update` without an `after` row;
 //! - `patch-input`: a patch of input 999, which the batch does not have;
 //! - `patch-position`: a patch that sets `after[99]`;
-//! - `patch-table`: a patch that points the event at descriptor 999999.
+//! - `patch-table`: a patch that points the event at descriptor 999999;
+//! - `patch-withheld`: a patch that writes `withheld` into `after[0]`.
 //!
 //! Uses the SDK's hidden raw access and runtime, which exist for fixtures like this one.
 
@@ -25,6 +26,7 @@ enum Kind {
     PatchInput,
     PatchPosition,
     PatchTable,
+    PatchWithheld,
 }
 
 fn kind(config: &Config) -> Result<Kind, String> {
@@ -36,6 +38,7 @@ fn kind(config: &Config) -> Result<Kind, String> {
         "patch-input" => Kind::PatchInput,
         "patch-position" => Kind::PatchPosition,
         "patch-table" => Kind::PatchTable,
+        "patch-withheld" => Kind::PatchWithheld,
         other => return Err(format!("unknown kind `{other}`")),
     })
 }
@@ -61,7 +64,7 @@ impl Plugin for Malformed {
                 raw.after = None;
             }
             // Made below, from the event as it came.
-            Kind::PatchInput | Kind::PatchPosition | Kind::PatchTable => {}
+            Kind::PatchInput | Kind::PatchPosition | Kind::PatchTable | Kind::PatchWithheld => {}
         }
         Ok(Emit::Keep(event))
     }
@@ -118,6 +121,9 @@ impl sdk::Guest for Component {
                         *output = patch(i as u32, table, vec![(99, Value::Null)])
                     }
                     Some(Kind::PatchTable) => *output = patch(i as u32, 999_999, Vec::new()),
+                    Some(Kind::PatchWithheld) => {
+                        *output = patch(i as u32, table, vec![(0, Value::Withheld)])
+                    }
                     _ => {}
                 }
             }
