@@ -141,8 +141,10 @@ pub trait Plugin: Sized + 'static {
     /// absent). An error refuses the configuration: the relay shows it and does not start.
     fn new(config: Config) -> Result<Self, String>;
 
-    /// Which tables and ops the plugin sees; every other event goes around it. Asked once,
-    /// right after [`new`](Plugin::new). The default is everything.
+    /// Which tables and ops the plugin sees (every other event goes around it) and which
+    /// columns' values it reads or writes (the others arrive [`Value::Withheld`] and are put
+    /// back by the relay: declare them and every event costs less). Asked once, right after
+    /// [`new`](Plugin::new). The default is everything.
     fn interest(&self) -> Interest {
         Interest::all()
     }
