@@ -111,6 +111,8 @@ fn spec(dir: &Path, plugin: &str, i: usize) -> PluginSpec {
         "mask" => {
             serde_json::json!({"columns": ["public.customers.email"], "mode": "redact", "text": "****"})
         }
+        "filter" => serde_json::json!({"keep": "op in [c, u, d, r]"}),
+        "rename" => serde_json::json!({"columns": {"public.customers.name": "full_name"}}),
         _ => serde_json::Value::Null,
     };
     PluginSpec {
@@ -180,21 +182,33 @@ fn main() {
     let _ = base_stage;
     // WALRELAY_BENCH_ONLY="3 x mask" runs one chain (for a profile of it alone).
     let only = std::env::var("WALRELAY_BENCH_ONLY").ok();
+    let mut chains: Vec<(String, Vec<&str>)> = Vec::new();
     for plugin in ["passthrough", "mask"] {
         for n in [1, 3, 5] {
-            if only
-                .as_deref()
-                .is_some_and(|o| o != format!("{n} x {plugin}"))
-            {
+            chains.push((format!("{n} x {plugin}"), vec![plugin; n]));
+        }
+    }
+    // The chain of bench/run's chain3 run.
+    chains.push((
+        "filter + rename + mask".into(),
+        vec!["filter", "rename", "mask"],
+    ));
+    for (name, plugins) in chains {
+        {
+            if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
-            let specs = (0..n).map(|i| spec(&dir, plugin, i)).collect();
+            let specs = plugins
+                .iter()
+                .enumerate()
+                .map(|(i, plugin)| spec(&dir, plugin, i))
+                .collect();
             let mut chain = PluginChain::new(specs, "bench").expect("chain loads");
             measure(&mut chain, &evs[..BATCH * 4]);
             let (in_chain, total) = measure(&mut chain, &evs);
             println!(
                 "{:<28} {:>14.0} {:>16.0} {:>12.2}",
-                format!("{n} x {plugin}"),
+                name,
                 rate(in_chain),
                 rate(total),
                 rate(total) / rate(base_total)

@@ -255,6 +255,11 @@ impl PluginRuntime {
                 tracing::warn!(dir = %cache_dir.display(), error = %e, "compiled-plugin cache disabled")
             }
         }
+        // `WALRELAY_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map so that `perf report` names the
+        // plugins' functions (build them unstripped to see names rather than indices).
+        if std::env::var_os("WALRELAY_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
