@@ -237,7 +237,9 @@ impl Interest {
     /// Only the values of these columns, by name (`*` matches any characters), in every table:
     /// the values of other columns arrive as [`Value::Withheld`] (the relay puts them back), and
     /// every event costs less to send. A plugin that reads or changes no value at all (it looks
-    /// at ops, tables, topics or descriptors only) passes an empty list.
+    /// at ops, tables, topics or descriptors only) passes an empty list. A plugin that adds or
+    /// removes columns sends whole events, which cannot carry withheld values: it keeps the
+    /// default (every column).
     pub fn only_columns<I, S>(mut self, columns: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -272,6 +272,10 @@ fn malformed_output_is_refused() {
             "descriptor 999999, which is neither an input nor declared",
         ),
         ("patch-withheld", "writes a `withheld` value"),
+        (
+            "change-withheld",
+            "carries a `withheld` after value at position 0",
+        ),
     ] {
         let err = chain(vec![spec(
             "guest-malformed",

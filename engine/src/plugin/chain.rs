@@ -538,20 +538,20 @@ impl Stage {
                                 Lsn(e.source.lsn)
                             ))
                         })?;
-                    // Withheld values come back from the input they were taken from.
+                    // A whole event names no input (sources may repeat, snapshot rows share
+                    // one), so nothing withheld can be put back into it: it must carry values.
                     for (which, row) in [(Which::Before, &e.before), (Which::After, &e.after)] {
-                        for (pos, v) in row.iter().flatten().enumerate() {
-                            if matches!(v, wit::Value::Withheld)
-                                && !held.has(src, which, pos as u32)
-                            {
-                                return Err(CallError::Malformed(format!(
-                                    "an event's {} value {pos} is `withheld`, and no value was withheld there",
-                                    which.name()
-                                )));
-                            }
+                        if let Some(pos) = row
+                            .iter()
+                            .flatten()
+                            .position(|v| matches!(v, wit::Value::Withheld))
+                        {
+                            return Err(CallError::Malformed(format!(
+                                "a whole `change` event carries a `withheld` {} value at position {pos}; answer `keep` or `patch` for an input event, or declare interest in every column",
+                                which.name()
+                            )));
                         }
                     }
-                    uses[src] += 1;
                     Some((table, inputs[src].1.clone(), src))
                 }
                 wit::Output::Keep(at) => {
@@ -610,13 +610,13 @@ impl Stage {
         }
         // Then build: an input (and what was withheld from it) used once is moved, one used
         // more often is copied until its last use.
-        let mut taken = |at: usize, uses: &mut [u32], event: Option<wit::ChangeEvent>| {
+        let mut taken = |at: usize, uses: &mut [u32]| {
             uses[at] -= 1;
             let last = uses[at] == 0;
-            let mut event = match event {
-                Some(e) => e,
-                None if last => std::mem::replace(&mut events[at], empty_event()),
-                None => events[at].clone(),
+            let mut event = if last {
+                std::mem::replace(&mut events[at], empty_event())
+            } else {
+                events[at].clone()
             };
             held.restore(at, &mut event, last);
             event
@@ -637,21 +637,19 @@ impl Stage {
                         })
                         .collect(),
                 }),
-                (wit::Output::Change(event), Some((table, source, src))) => {
-                    InFlight::Wit(WitEvent {
-                        event: taken(src, &mut uses, Some(event)),
-                        table,
-                        source,
-                    })
-                }
+                (wit::Output::Change(event), Some((table, source, _))) => InFlight::Wit(WitEvent {
+                    event,
+                    table,
+                    source,
+                }),
                 (wit::Output::Keep(at), Some((table, source, _))) => InFlight::Wit(WitEvent {
-                    event: taken(at as usize, &mut uses, None),
+                    event: taken(at as usize, &mut uses),
                     table,
                     source,
                 }),
                 (wit::Output::Patch(p), Some((table, source, _))) => {
                     // Patched values are written over the restored ones.
-                    let mut event = taken(p.input as usize, &mut uses, None);
+                    let mut event = taken(p.input as usize, &mut uses);
                     event.op = p.op;
                     event.table = p.table;
                     for (row, changes) in
@@ -733,14 +731,6 @@ struct Held {
 }
 
 impl Held {
-    fn has(&self, event: usize, which: Which, pos: u32) -> bool {
-        self.ranges.get(event).is_some_and(|r| {
-            self.values[r.clone()]
-                .iter()
-                .any(|(w, p, _)| *w == which && *p == pos)
-        })
-    }
-
     /// Puts event `i`'s withheld values back where `event` still says `withheld` (moved when
     /// `last`, copied otherwise).
     fn restore(&mut self, i: usize, event: &mut wit::ChangeEvent, last: bool) {

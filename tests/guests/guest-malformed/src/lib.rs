@@ -6,7 +6,8 @@
 //! - `patch-input`: a patch of input 999, which the batch does not have;
 //! - `patch-position`: a patch that sets `after[99]`;
 //! - `patch-table`: a patch that points the event at descriptor 999999;
-//! - `patch-withheld`: a patch that writes `withheld` into `after[0]`.
+//! - `patch-withheld`: a patch that writes `withheld` into `after[0]`;
+//! - `change-withheld`: a whole event with `withheld` in `after[0]`.
 //!
 //! Uses the SDK's hidden raw access and runtime, which exist for fixtures like this one.
 
@@ -27,6 +28,7 @@ enum Kind {
     PatchPosition,
     PatchTable,
     PatchWithheld,
+    ChangeWithheld,
 }
 
 fn kind(config: &Config) -> Result<Kind, String> {
@@ -39,6 +41,7 @@ fn kind(config: &Config) -> Result<Kind, String> {
         "patch-position" => Kind::PatchPosition,
         "patch-table" => Kind::PatchTable,
         "patch-withheld" => Kind::PatchWithheld,
+        "change-withheld" => Kind::ChangeWithheld,
         other => return Err(format!("unknown kind `{other}`")),
     })
 }
@@ -62,6 +65,11 @@ impl Plugin for Malformed {
             Kind::WrongOp => {
                 raw.op = Op::Update;
                 raw.after = None;
+            }
+            Kind::ChangeWithheld => {
+                if let Some(v) = raw.after.as_mut().and_then(|r| r.first_mut()) {
+                    *v = Value::Withheld;
+                }
             }
             // Made below, from the event as it came.
             Kind::PatchInput | Kind::PatchPosition | Kind::PatchTable | Kind::PatchWithheld => {}
