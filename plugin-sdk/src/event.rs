@@ -60,6 +60,9 @@ pub struct Event {
     pub(crate) unchecked: bool,
     /// The event's position in the input batch.
     pub(crate) input: u32,
+    /// The `transform` call the event came with: an event kept for a later call goes back
+    /// whole (its position names an event of another batch there).
+    pub(crate) call: u64,
     /// What changed since the input: only that goes back to the relay.
     pub(crate) edits: Edits,
 }
@@ -88,13 +91,14 @@ impl Edits {
 }
 
 impl Event {
-    pub(crate) fn new(raw: ChangeEvent, table: Arc<TableInfo>, input: u32) -> Self {
+    pub(crate) fn new(raw: ChangeEvent, table: Arc<TableInfo>, input: u32, call: u64) -> Self {
         Event {
             raw,
             table,
             shape: None,
             unchecked: false,
             input,
+            call,
             edits: Edits::default(),
         }
     }

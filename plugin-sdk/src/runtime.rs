@@ -29,6 +29,8 @@ pub(crate) struct Tables {
     derived_from: Map<u32, u32>,
     /// The next derived id to hand out, counting down.
     next_id: Option<u32>,
+    /// Counts `transform` calls.
+    pub(crate) call: u64,
 }
 
 impl Tables {
@@ -53,7 +55,7 @@ impl Tables {
     /// The event at position `input` of a batch, for the plugin.
     pub(crate) fn lift(&self, raw: ChangeEvent, input: u32) -> Result<Event, String> {
         match self.inputs.get(&raw.table) {
-            Some(table) => Ok(Event::new(raw, Arc::clone(table), input)),
+            Some(table) => Ok(Event::new(raw, Arc::clone(table), input, self.call)),
             None => Err(format!(
                 "event refers to table descriptor {} which was never sent",
                 raw.table
@@ -71,13 +73,15 @@ impl Tables {
             shape,
             unchecked,
             input,
+            call,
             edits,
         } = event;
         if unchecked {
             return wit::Output::Change(raw);
         }
         let id = self.shape_id(&table, shape, new_tables);
-        if edits.whole {
+        // An event kept from an earlier call names no input of this one.
+        if edits.whole || call != self.call {
             raw.table = id;
             return wit::Output::Change(raw);
         }
@@ -98,6 +102,10 @@ impl Tables {
                 .map(|p| p & !Edits::BEFORE)
                 .filter_map(|p| {
                     let v = values.get_mut(p as usize)?;
+                    // Still withheld: not written, so unchanged (the relay puts it back).
+                    if matches!(v, Value::Withheld) {
+                        return None;
+                    }
                     Some((p, std::mem::replace(v, Value::Null)))
                 })
                 .collect()
@@ -183,6 +191,7 @@ impl<P: Plugin> Runtime<P> {
         tables: Vec<Table>,
         events: Vec<ChangeEvent>,
     ) -> Result<BatchOutput, String> {
+        self.tables.call += 1;
         for table in tables {
             self.tables.add_input(table);
         }

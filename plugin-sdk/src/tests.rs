@@ -556,3 +556,57 @@ fn resolve_refuses_what_the_batch_does_not_have() {
     let err = testing::resolve(&inputs, testing::Output::Patch(patch)).unwrap_err();
     assert!(err.contains("sets before[0]"), "{err}");
 }
+
+/// Holds each batch's events and returns them with the next batch (a debounce).
+#[derive(Default)]
+struct Delay(Vec<Event>);
+
+impl Plugin for Delay {
+    fn new(_: Config) -> Result<Self, String> {
+        Ok(Delay::default())
+    }
+
+    fn on_batch(&mut self, events: Vec<Event>) -> Result<Vec<Output>, String> {
+        let held = std::mem::replace(&mut self.0, events);
+        Ok(held.into_iter().map(Output::Event).collect())
+    }
+}
+
+#[test]
+fn an_event_kept_for_a_later_call_goes_back_whole() {
+    let (mut runtime, _) = crate::runtime::Runtime::<Delay>::new("null").unwrap();
+    let first = testing::insert(1, row(1, "a@x", "A"));
+    let out = runtime
+        .transform(vec![users()], vec![first.clone()])
+        .unwrap();
+    assert!(out.events.is_empty());
+    let second = testing::insert(1, row(2, "b@x", "B"));
+    let out = runtime.transform(vec![], vec![second]).unwrap();
+    // Not keep(0): input 0 of this call is the second event.
+    assert_eq!(out.events, [testing::Output::Change(first)]);
+}
+
+/// Reads `name` through `get_mut` without writing it.
+struct Peek;
+
+impl Plugin for Peek {
+    fn new(_: Config) -> Result<Self, String> {
+        Ok(Peek)
+    }
+
+    fn on_event(&mut self, mut event: Event) -> Result<Emit, String> {
+        let _ = event.get_mut(Row::After, "name");
+        Ok(event.into())
+    }
+}
+
+#[test]
+fn a_withheld_value_is_never_patched() {
+    let (mut runtime, _) = crate::runtime::Runtime::<Peek>::new("null").unwrap();
+    let input = testing::insert(1, vec![Value::Int32(1), "a@x".into(), Value::Withheld]);
+    let out = runtime.transform(vec![users()], vec![input]).unwrap();
+    let testing::Output::Patch(p) = &out.events[0] else {
+        panic!("expected a patch, got {:?}", out.events[0]);
+    };
+    assert!(p.after.is_empty(), "{p:?}");
+}

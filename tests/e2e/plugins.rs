@@ -302,6 +302,17 @@ fn fan_out_and_output_size_limits_have_two_sides() {
             .expect("3 copies allowed")),
         [1, 1, 1, 2, 2, 2]
     );
+    // Copies of an input kept more than once count toward max_output_bytes too.
+    let mut tight = fan.clone();
+    tight.limits.max_output_bytes = 100;
+    let err = chain(vec![tight])
+        .run(evs.clone())
+        .expect_err("copies above max_output_bytes")
+        .to_string();
+    assert!(
+        err.contains("copies of input events") && err.contains("above max_output_bytes 100"),
+        "{err}"
+    );
     fan.limits.max_fan_out = 2;
     let err = chain(vec![fan])
         .run(evs.clone())

@@ -26,7 +26,10 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 
-use super::runtime::{wit, CallError, Grants, Limits, LoadedPlugin, PluginInstance, PluginRuntime};
+use super::runtime::{
+    event_size, value_size, wit, CallError, Grants, Limits, LoadedPlugin, PluginInstance,
+    PluginRuntime,
+};
 use crate::event::{
     ChangeEvent, Column, Header, Lsn, Op, Output, Record, ReplicaIdentity, SnapshotMarker, Source,
     TableSchema, Value,
@@ -434,6 +437,8 @@ impl Stage {
         let mut tables = Vec::new();
         for (ev, (table, _)) in events.iter().zip(inputs) {
             if self.sent.insert(ev.table) {
+                // An input sent under an id the plugin once declared replaces that descriptor.
+                self.declared.remove(&ev.table);
                 tables.push(table_to_wit(ev.table, table));
             }
         }
@@ -502,7 +507,9 @@ impl Stage {
         let output = match instance.transform(&tables, events) {
             Ok(o) => o,
             Err(e) => {
-                if e.poisons_instance() {
+                // Output refused for its size or fan-out was not read, the descriptors it
+                // declared included: start the plugin afresh so that it declares them again.
+                if e.poisons_instance() || matches!(e, CallError::Malformed(_)) {
                     self.instance = None;
                 }
                 return Err(e);
@@ -607,6 +614,19 @@ impl Stage {
                 }
             };
             resolved.push(r);
+        }
+        // Every use of an input but the last is a copy: copies count toward the output limit.
+        let copies: u64 = uses
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 1)
+            .map(|(i, n)| u64::from(n - 1) * (event_size(&events[i]) + held.size(i)))
+            .sum();
+        let limit = self.spec.limits.max_output_bytes;
+        if copies > limit {
+            return Err(CallError::Malformed(format!(
+                "{copies} bytes of copies of input events kept or patched more than once, above max_output_bytes {limit}"
+            )));
         }
         // Then build: an input (and what was withheld from it) used once is moved, one used
         // more often is copied until its last use.
@@ -731,6 +751,16 @@ struct Held {
 }
 
 impl Held {
+    /// The approximate size of event `i`'s withheld values.
+    fn size(&self, i: usize) -> u64 {
+        self.ranges.get(i).map_or(0, |r| {
+            self.values[r.clone()]
+                .iter()
+                .map(|(_, _, v)| value_size(v))
+                .sum()
+        })
+    }
+
     /// Puts event `i`'s withheld values back where `event` still says `withheld` (moved when
     /// `last`, copied otherwise).
     fn restore(&mut self, i: usize, event: &mut wit::ChangeEvent, last: bool) {

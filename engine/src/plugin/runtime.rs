@@ -567,24 +567,39 @@ fn classify(
     CallError::Trap(message)
 }
 
+/// The approximate memory a value takes on the host: its string or bytes plus a fixed cost.
+pub(crate) fn value_size(v: &wit::Value) -> u64 {
+    16 + match v {
+        wit::Value::Numeric(s)
+        | wit::Value::Text(s)
+        | wit::Value::Uuid(s)
+        | wit::Value::Json(s) => s.len() as u64,
+        wit::Value::Bytes(b) => b.len() as u64,
+        _ => 0,
+    }
+}
+
+fn headers_size(h: &[wit::Header]) -> u64 {
+    h.iter()
+        .map(|h| (h.key.len() + h.value.len()) as u64 + 16)
+        .sum()
+}
+
+/// The approximate memory an event takes on the host.
+pub(crate) fn event_size(e: &wit::ChangeEvent) -> u64 {
+    64 + e.topic.len() as u64
+        + headers_size(&e.headers)
+        + e.before
+            .iter()
+            .chain(e.after.iter())
+            .flat_map(|r| r.iter())
+            .map(value_size)
+            .sum::<u64>()
+}
+
 /// An approximation of the memory an output takes on the host: every string and byte buffer
 /// plus a fixed cost per value.
 fn output_size(out: &wit::BatchOutput) -> u64 {
-    fn value(v: &wit::Value) -> u64 {
-        16 + match v {
-            wit::Value::Numeric(s)
-            | wit::Value::Text(s)
-            | wit::Value::Uuid(s)
-            | wit::Value::Json(s) => s.len() as u64,
-            wit::Value::Bytes(b) => b.len() as u64,
-            _ => 0,
-        }
-    }
-    fn headers(h: &[wit::Header]) -> u64 {
-        h.iter()
-            .map(|h| (h.key.len() + h.value.len()) as u64 + 16)
-            .sum()
-    }
     let tables: u64 = out
         .tables
         .iter()
@@ -601,30 +616,21 @@ fn output_size(out: &wit::BatchOutput) -> u64 {
         .events
         .iter()
         .map(|o| match o {
-            wit::Output::Change(e) => {
-                64 + e.topic.len() as u64
-                    + headers(&e.headers)
-                    + e.before
-                        .iter()
-                        .chain(e.after.iter())
-                        .flat_map(|r| r.iter())
-                        .map(value)
-                        .sum::<u64>()
-            }
+            wit::Output::Change(e) => event_size(e),
             wit::Output::Plain(r) => {
                 64 + r.topic.len() as u64
                     + r.key.as_ref().map_or(0, |k| k.len() as u64)
                     + r.value.as_ref().map_or(0, |v| v.len() as u64)
-                    + headers(&r.headers)
+                    + headers_size(&r.headers)
             }
             wit::Output::Keep(_) => 8,
             wit::Output::Patch(p) => {
                 64 + p.topic.as_ref().map_or(0, |t| t.len() as u64)
-                    + p.headers.as_deref().map_or(0, headers)
+                    + p.headers.as_deref().map_or(0, headers_size)
                     + p.before
                         .iter()
                         .chain(p.after.iter())
-                        .map(|(_, v)| 8 + value(v))
+                        .map(|(_, v)| 8 + value_size(v))
                         .sum::<u64>()
             }
         })
