@@ -56,7 +56,9 @@ impl<P: Plugin> Harness<P> {
         })
     }
 
-    /// What the plugin declared it wants to see. (The harness sends it every event regardless.)
+    /// What the plugin declared it wants to see. The harness sends it every event regardless,
+    /// but as the relay does it withholds the values of columns the plugin did not declare
+    /// (`Interest::only_columns`) and puts them back into its output.
     pub fn interest(&self) -> &Interest {
         &self.interest
     }
@@ -72,16 +74,50 @@ impl<P: Plugin> Harness<P> {
             self.known.insert(table.id, table.clone());
         }
         let inputs = events.clone();
+        let events = events.into_iter().map(|e| self.withhold(e)).collect();
         let out = self.runtime.transform(tables, events)?;
         for table in &out.tables {
             self.known.insert(table.id, table.clone());
         }
+        // Resolved against the inputs as they were: what was withheld comes back.
         let events = out
             .events
             .into_iter()
-            .map(|o| resolve(&inputs, o))
+            .enumerate()
+            .map(|(i, o)| {
+                if let Output::Change(e) = &o {
+                    let withheld = [&e.before, &e.after]
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|v| matches!(v, Value::Withheld));
+                    if withheld {
+                        return Err(format!(
+                            "output {i}: a whole change event carries a withheld value (the \
+                             relay refuses it: return the event itself, or declare every column)"
+                        ));
+                    }
+                }
+                resolve(&inputs, o)
+            })
             .collect::<Result<_, _>>()?;
         Ok((out.tables, events))
+    }
+
+    /// `event` as the relay sends it to this plugin: the values of undeclared columns withheld.
+    fn withhold(&self, mut event: ChangeEvent) -> ChangeEvent {
+        let (Some(columns), Some(table)) = (&self.interest.columns, self.known.get(&event.table))
+        else {
+            return event;
+        };
+        for row in [&mut event.before, &mut event.after].into_iter().flatten() {
+            for (value, column) in row.iter_mut().zip(&table.columns) {
+                if !columns.iter().any(|p| crate::glob(p, &column.name)) {
+                    *value = Value::Withheld;
+                }
+            }
+        }
+        event
     }
 
     /// A descriptor as the relay knows it: sent to the plugin or derived by it.

@@ -610,3 +610,38 @@ fn a_withheld_value_is_never_patched() {
     };
     assert!(p.after.is_empty(), "{p:?}");
 }
+
+/// Declares `email` only; uppercases it and says in a header what `name` looked like.
+struct EmailOnly;
+
+impl Plugin for EmailOnly {
+    fn new(_: Config) -> Result<Self, String> {
+        Ok(EmailOnly)
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::all().only_columns(["email"])
+    }
+
+    fn on_event(&mut self, mut event: Event) -> Result<Emit, String> {
+        let seen = format!("{:?}", event.get(Row::After, "name"));
+        event.add_header("name-seen", seen);
+        if let Some(Value::Text(s)) = event.get_mut(Row::After, "email") {
+            *s = s.to_uppercase();
+        }
+        Ok(event.into())
+    }
+}
+
+#[test]
+fn the_harness_withholds_undeclared_columns_and_puts_them_back() {
+    let mut h = Harness::<EmailOnly>::new("null").unwrap();
+    let input = testing::insert(1, row(1, "a@x", "Ann"));
+    let (_, out) = h.run(vec![users()], vec![input]).unwrap();
+    let e = change(&out[0]).unwrap();
+    assert_eq!(e.after, Some(row(1, "A@X", "Ann")), "name put back");
+    assert_eq!(
+        e.headers[0].value, b"Some(Value::Withheld)",
+        "name was not sent"
+    );
+}
