@@ -170,6 +170,7 @@ impl Tables {
         id
     }
 }
+
 impl<P: Plugin> Runtime<P> {
     /// Builds the plugin from its configuration's JSON text.
     pub(crate) fn new(config_json: &str) -> Result<(Self, wit::Interest), String> {

@@ -536,9 +536,10 @@ impl Stage {
                     )?;
                     // Usually output i comes from input i (one to one): check that first, and
                     // scan only when a plugin filtered or fanned out.
-                    let src = Some(i)
-                        .filter(|&i| inputs.get(i).is_some_and(|(_, source)| same_source(source, &e.source)))
-                        .or_else(|| inputs.iter().position(|(_, source)| same_source(source, &e.source)))
+                    let (_, source) = inputs
+                        .get(i)
+                        .filter(|(_, source)| same_source(source, &e.source))
+                        .or_else(|| inputs.iter().find(|(_, source)| same_source(source, &e.source)))
                         .ok_or_else(|| {
                             CallError::Malformed(format!(
                                 "an event's source (lsn {}) is not one of its inputs': the source position is read-only",
@@ -559,59 +560,19 @@ impl Stage {
                             )));
                         }
                     }
-                    Some((table, inputs[src].1.clone(), src))
+                    Some((table, source.clone()))
                 }
                 wit::Output::Keep(at) => {
-                    let at = input_at(*at, events.len())?;
-                    uses[at] += 1;
-                    let input = &events[at];
-                    let table = self.input_descriptor(input.table, &inputs[at].0);
-                    if !Arc::ptr_eq(&table, &inputs[at].0) {
-                        WitEvent::check(
-                            input.op,
-                            input.before.as_ref().map(Vec::len),
-                            input.after.as_ref().map(Vec::len),
-                            &table,
-                        )?;
-                    }
-                    Some((table, inputs[at].1.clone(), at))
+                    Some(self.check_input_output(*at, None, events, inputs, registry, &mut uses)?)
                 }
-                wit::Output::Patch(p) => {
-                    let at = input_at(p.input, events.len())?;
-                    uses[at] += 1;
-                    let input = &events[at];
-                    let table = if p.table == input.table {
-                        self.input_descriptor(p.table, &inputs[at].0)
-                    } else {
-                        self.descriptor(p.table, registry)?
-                    };
-                    let before = input.before.as_ref().map(Vec::len);
-                    let after = input.after.as_ref().map(Vec::len);
-                    for (row, len, which) in
-                        [(&p.before, before, "before"), (&p.after, after, "after")]
-                    {
-                        if let Some((pos, _)) = row
-                            .iter()
-                            .find(|(pos, _)| (*pos as usize) >= len.unwrap_or(0))
-                        {
-                            return Err(CallError::Malformed(match len {
-                                Some(n) => format!("a patch of input {at} sets {which}[{pos}], and its {which} row has {n} values"),
-                                None => format!("a patch of input {at} sets {which}[{pos}], and it has no {which} row"),
-                            }));
-                        }
-                    }
-                    if p.before
-                        .iter()
-                        .chain(&p.after)
-                        .any(|(_, v)| matches!(v, wit::Value::Withheld))
-                    {
-                        return Err(CallError::Malformed(format!(
-                            "a patch of input {at} writes a `withheld` value"
-                        )));
-                    }
-                    WitEvent::check(p.op, before, after, &table)?;
-                    Some((table, inputs[at].1.clone(), at))
-                }
+                wit::Output::Patch(p) => Some(self.check_input_output(
+                    p.input,
+                    Some(p),
+                    events,
+                    inputs,
+                    registry,
+                    &mut uses,
+                )?),
             };
             resolved.push(r);
         }
@@ -648,26 +609,19 @@ impl Stage {
                     topic: r.topic,
                     key: r.key,
                     value: r.value,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|h| Header {
-                            key: h.key,
-                            value: h.value,
-                        })
-                        .collect(),
+                    headers: headers_from_wit(r.headers),
                 }),
-                (wit::Output::Change(event), Some((table, source, _))) => InFlight::Wit(WitEvent {
+                (wit::Output::Change(event), Some((table, source))) => InFlight::Wit(WitEvent {
                     event,
                     table,
                     source,
                 }),
-                (wit::Output::Keep(at), Some((table, source, _))) => InFlight::Wit(WitEvent {
+                (wit::Output::Keep(at), Some((table, source))) => InFlight::Wit(WitEvent {
                     event: taken(at as usize, &mut uses),
                     table,
                     source,
                 }),
-                (wit::Output::Patch(p), Some((table, source, _))) => {
+                (wit::Output::Patch(p), Some((table, source))) => {
                     // Patched values are written over the restored ones.
                     let mut event = taken(p.input as usize, &mut uses);
                     event.op = p.op;
@@ -702,6 +656,55 @@ impl Stage {
             converted.push(item);
         }
         Ok(converted)
+    }
+
+    /// Checks a `keep` (no patch) or a `patch` of input `at` and counts the use of the input:
+    /// the input exists, the patch's positions are in its rows and write no `withheld`, and the
+    /// result fits its descriptor. Returns the descriptor and the input's source.
+    fn check_input_output(
+        &self,
+        at: u32,
+        patch: Option<&wit::EventPatch>,
+        events: &[wit::ChangeEvent],
+        inputs: &[(Arc<TableSchema>, Source)],
+        registry: &Registry,
+        uses: &mut [u32],
+    ) -> Result<(Arc<TableSchema>, Source), CallError> {
+        let at = input_at(at, events.len())?;
+        uses[at] += 1;
+        let input = &events[at];
+        let (op, id) = patch.map_or((input.op, input.table), |p| (p.op, p.table));
+        let table = if id == input.table {
+            self.input_descriptor(id, &inputs[at].0)
+        } else {
+            self.descriptor(id, registry)?
+        };
+        let before = input.before.as_ref().map(Vec::len);
+        let after = input.after.as_ref().map(Vec::len);
+        if let Some(p) = patch {
+            for (row, len, which) in [(&p.before, before, "before"), (&p.after, after, "after")] {
+                if let Some((pos, _)) = row
+                    .iter()
+                    .find(|(pos, _)| (*pos as usize) >= len.unwrap_or(0))
+                {
+                    return Err(CallError::Malformed(match len {
+                        Some(n) => format!("a patch of input {at} sets {which}[{pos}], and its {which} row has {n} values"),
+                        None => format!("a patch of input {at} sets {which}[{pos}], and it has no {which} row"),
+                    }));
+                }
+            }
+            if p.before
+                .iter()
+                .chain(&p.after)
+                .any(|(_, v)| matches!(v, wit::Value::Withheld))
+            {
+                return Err(CallError::Malformed(format!(
+                    "a patch of input {at} writes a `withheld` value"
+                )));
+            }
+        }
+        WitEvent::check(op, before, after, &table)?;
+        Ok((table, inputs[at].1.clone()))
     }
 
     /// The descriptor of an output that stays on its input's id: the input's own, unless the
@@ -933,14 +936,7 @@ impl WitEvent {
             after: e.after.map(|r| r.into_iter().map(value_from_wit).collect()),
             source,
             topic,
-            headers: e
-                .headers
-                .into_iter()
-                .map(|h| Header {
-                    key: h.key,
-                    value: h.value,
-                })
-                .collect(),
+            headers: headers_from_wit(e.headers),
             table,
         }
     }
@@ -1024,6 +1020,16 @@ fn same_source(input: &Source, output: &wit::Source) -> bool {
         && input.tx_id == output.tx_id
         && input.ts_us == output.ts_us
         && marker_to_wit(input.snapshot) == output.snapshot
+}
+
+fn headers_from_wit(headers: Vec<wit::Header>) -> Vec<Header> {
+    headers
+        .into_iter()
+        .map(|h| Header {
+            key: h.key,
+            value: h.value,
+        })
+        .collect()
 }
 
 fn source_to_wit(s: &Source) -> wit::Source {
