@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,9 @@ use crate::encode::connect::{Datum, Schema};
 use crate::encode::json::{DebeziumJson, JsonOptions, RecordOptions};
 use crate::encode::records::{self, TransactionBlock};
 use crate::encode::registry::{RegistryAuth, RegistrySettings, SchemaRegistry};
-use crate::event::{ChangeEvent, Header, LogicalMessage, Lsn, Op, Output, SnapshotMarker};
+use crate::event::{
+    ChangeEvent, Header, LogicalMessage, Lsn, Op, Output, SnapshotMarker, TableSchema,
+};
 use crate::pg::capture::{Capture, SourceSettings};
 use crate::sink::kafka::{Delivery, DeliveryOutcome, KafkaSettings, SinkError};
 use crate::sink::{Sent, Sink, SinkSettings, Tally};
@@ -379,6 +382,7 @@ pub async fn run_once(
         pending: FuturesOrdered::new(),
         tally: *tally,
         last_tally_log: Instant::now(),
+        default_topic: None,
     };
     let delivered = deliver.run(processed_rx, shutdown).await;
     *tally = deliver.tally;
@@ -440,6 +444,9 @@ struct Deliver {
     /// Everything handed to the sink (the discarding sink's count and checksum).
     tally: Tally,
     last_tally_log: Instant,
+    /// The default topic of the last table delivered (`<prefix>.<schema>.<table>`): batches
+    /// are mostly of one table, and holding its `Arc` keeps the pointer from being reused.
+    default_topic: Option<(Arc<TableSchema>, Arc<str>)>,
 }
 
 impl Deliver {
@@ -708,11 +715,15 @@ impl Deliver {
         for out in &outputs {
             match out {
                 Output::Change(ev) => {
-                    let topic = match &ev.topic {
-                        Some(t) => t.clone(),
-                        None => format!("{}.{}.{}", self.prefix, ev.table.schema, ev.table.name),
+                    let default;
+                    let topic: &str = match &ev.topic {
+                        Some(t) => t,
+                        None => {
+                            default = self.default_topic(&ev.table);
+                            &default
+                        }
                     };
-                    self.sink.ensure_topic(&topic).await?;
+                    self.sink.ensure_topic(topic).await?;
                     let key = match self.avro.as_mut() {
                         Some(avro) => avro
                             .key(&topic, ev)
@@ -787,6 +798,19 @@ impl Deliver {
             }
         }
         Ok(())
+    }
+
+    /// `<prefix>.<schema>.<table>`, built once per table in a row.
+    fn default_topic(&mut self, table: &Arc<TableSchema>) -> Arc<str> {
+        match &self.default_topic {
+            Some((t, topic)) if Arc::ptr_eq(t, table) => topic.clone(),
+            _ => {
+                let topic: Arc<str> =
+                    format!("{}.{}.{}", self.prefix, table.schema, table.name).into();
+                self.default_topic = Some((table.clone(), topic.clone()));
+                topic
+            }
+        }
     }
 
     /// Adds a streamed change's commit-to-acknowledgement time to the tally.

@@ -1217,11 +1217,12 @@ pub(crate) fn push_zoned_timestamp(out: &mut String, us: i64, digits: u8) {
 }
 
 fn push_padded(out: &mut String, v: u64, width: usize) {
-    let s = v.to_string();
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(v);
     for _ in s.len()..width {
         out.push('0');
     }
-    out.push_str(&s);
+    out.push_str(s);
 }
 
 // ---------------------------------------------------------------------------------------------
