@@ -20,7 +20,9 @@
 //!   in that form from stage to stage; it is moved back into the relay's model once, when it
 //!   leaves the chain. Nothing is copied on the way: a stage costs the component-boundary copies
 //!   (lowering the batch into the guest, lifting its output) and the checks of its output.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -106,15 +108,17 @@ struct Stage {
     version: String,
     scope: Scope,
     /// Descriptor ids the current instance has been sent.
-    sent: HashSet<u32>,
+    sent: FxHashSet<u32>,
     /// Descriptors this plugin declared for its output, by its ids.
-    declared: HashMap<u32, Arc<TableSchema>>,
+    declared: FxHashMap<u32, Arc<TableSchema>>,
     /// Whether the scope's tables take a registered descriptor, by its id.
-    admitted: HashMap<u32, bool>,
+    admitted: FxHashMap<u32, bool>,
     /// The columns whose values the plugin wants (its interest; `None`: all), by name pattern.
     columns: Option<Vec<String>>,
     /// Which positions of a registered descriptor's rows are sent (`None`: all), by its id.
-    sent_values: HashMap<u32, Option<Arc<[bool]>>>,
+    sent_values: FxHashMap<u32, Option<Arc<[u32]>>>,
+    /// The rows withheld from the events of the current call.
+    held: Held,
     counters: StageCounters,
 }
 
@@ -122,8 +126,8 @@ struct Stage {
 /// default topic of its events.
 struct Registry {
     prefix: String,
-    by_ptr: HashMap<usize, u32>,
-    by_id: HashMap<u32, (Arc<TableSchema>, String)>,
+    by_ptr: FxHashMap<usize, u32>,
+    by_id: FxHashMap<u32, (Arc<TableSchema>, String)>,
     next: u32,
     /// The last lookup: a batch's events are mostly of one table.
     last: Option<(usize, u32)>,
@@ -133,8 +137,8 @@ impl Registry {
     fn new(prefix: &str) -> Registry {
         Registry {
             prefix: prefix.to_string(),
-            by_ptr: HashMap::new(),
-            by_id: HashMap::new(),
+            by_ptr: FxHashMap::default(),
+            by_id: FxHashMap::default(),
             next: 0,
             last: None,
         }
@@ -200,11 +204,12 @@ impl PluginChain {
                 scope,
                 loaded,
                 instance: Some(instance),
-                sent: HashSet::new(),
-                declared: HashMap::new(),
-                admitted: HashMap::new(),
+                sent: FxHashSet::default(),
+                declared: FxHashMap::default(),
+                admitted: FxHashMap::default(),
                 columns: info.interest.columns.clone(),
-                sent_values: HashMap::new(),
+                sent_values: FxHashMap::default(),
+                held: Held::default(),
                 counters: StageCounters {
                     instantiations: 1,
                     ..Default::default()
@@ -442,52 +447,61 @@ impl Stage {
                 tables.push(table_to_wit(ev.table, table));
             }
         }
-        let mut held = self.withhold(events, inputs);
-        match self.call_withheld(events, inputs, registry, tables, &mut held) {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                held.put_back(events);
-                Err(e)
-            }
+        self.withhold(events, inputs);
+        let mut held = std::mem::take(&mut self.held);
+        let result = self.call_withheld(events, inputs, registry, tables, &mut held);
+        if result.is_err() {
+            held.put_back(events);
         }
+        self.held = held;
+        result
     }
 
-    /// Replaces the values of the columns the plugin did not ask for with `withheld`, keeping
-    /// them aside.
-    fn withhold(
-        &mut self,
-        events: &mut [wit::ChangeEvent],
-        inputs: &[(Arc<TableSchema>, Source)],
-    ) -> Held {
-        let mut held = Held::default();
+    /// Replaces the rows of events with rows of `withheld` carrying only the values of the
+    /// columns the plugin asked for, keeping the rows aside in `held`.
+    fn withhold(&mut self, events: &mut [wit::ChangeEvent], inputs: &[(Arc<TableSchema>, Source)]) {
+        let held = &mut self.held;
+        held.rows.clear();
         let Some(columns) = &self.columns else {
-            return held;
+            return;
         };
         for (ev, (table, _)) in events.iter_mut().zip(inputs) {
-            let start = held.values.len();
             let sent = self
                 .sent_values
                 .entry(ev.table)
                 .or_insert_with(|| sent_positions(columns, table));
-            if let Some(sent) = sent {
-                for (which, row) in [
-                    (Which::Before, &mut ev.before),
-                    (Which::After, &mut ev.after),
-                ] {
-                    for (pos, v) in row.iter_mut().flatten().enumerate() {
-                        if !sent.get(pos).copied().unwrap_or(true) {
-                            held.values.push((
-                                which,
-                                pos as u32,
-                                std::mem::replace(v, wit::Value::Withheld),
-                            ));
+            let Some(sent) = sent else {
+                held.rows.push(HeldRows::default());
+                continue;
+            };
+            let mut rows = HeldRows {
+                sent: Some(sent.clone()),
+                before: None,
+                after: None,
+            };
+            for (row, slot) in [
+                (&mut ev.before, &mut rows.before),
+                (&mut ev.after, &mut rows.after),
+            ] {
+                if let Some(values) = row {
+                    // Pooled rows are all `withheld` (see `Held::restore`).
+                    let mut withheld = held.pool.pop().unwrap_or_default();
+                    if withheld.len() != values.len() {
+                        withheld.clear();
+                        withheld.resize(values.len(), wit::Value::Withheld);
+                    }
+                    for &pos in sent.iter() {
+                        if let (Some(w), Some(v)) =
+                            (withheld.get_mut(pos as usize), values.get_mut(pos as usize))
+                        {
+                            std::mem::swap(w, v);
                         }
                     }
+                    *slot = Some(std::mem::replace(values, withheld));
                 }
             }
-            held.ranges.push(start..held.values.len());
+            held.rows.push(rows);
         }
-        held
     }
 
     /// The call itself, with the events' withheld values in `held`; on an error the caller
@@ -746,48 +760,78 @@ impl Which {
     }
 }
 
-/// The values withheld from a call's events: `ranges[i]` indexes those of event `i`.
+/// The rows withheld from a call's events, by event: while the plugin is called, an event's
+/// rows are rows of `withheld` with only the sent values moved in; its own rows (holding
+/// `withheld` where a value was sent) wait here. Kept by the stage from call to call, with a
+/// pool of rows to reuse.
 #[derive(Default)]
 struct Held {
-    values: Vec<(Which, u32, wit::Value)>,
-    ranges: Vec<std::ops::Range<usize>>,
+    rows: Vec<HeldRows>,
+    pool: Vec<Vec<wit::Value>>,
+}
+
+/// One event's own rows while it is in a call; `None` when nothing was withheld from it.
+#[derive(Default)]
+struct HeldRows {
+    /// The positions whose values were sent.
+    sent: Option<Arc<[u32]>>,
+    before: Option<Vec<wit::Value>>,
+    after: Option<Vec<wit::Value>>,
 }
 
 impl Held {
     /// The approximate size of event `i`'s withheld values.
     fn size(&self, i: usize) -> u64 {
-        self.ranges.get(i).map_or(0, |r| {
-            self.values[r.clone()]
-                .iter()
-                .map(|(_, _, v)| value_size(v))
+        self.rows.get(i).map_or(0, |r| {
+            [&r.before, &r.after]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(value_size)
                 .sum()
         })
     }
 
-    /// Puts event `i`'s withheld values back where `event` still says `withheld` (moved when
-    /// `last`, copied otherwise).
+    /// Gives `event` (input `i` as the plugin was sent it, or a copy of it) its own rows back:
+    /// the sent values go into them, and they replace the rows of `withheld`. The rows kept
+    /// here are moved when `last`, copied otherwise.
     fn restore(&mut self, i: usize, event: &mut wit::ChangeEvent, last: bool) {
-        let Some(range) = self.ranges.get(i).cloned() else {
+        let Some(held) = self.rows.get_mut(i) else {
             return;
         };
-        for (which, pos, value) in &mut self.values[range] {
-            let row = match which {
-                Which::Before => &mut event.before,
-                Which::After => &mut event.after,
+        let Some(sent) = &held.sent else {
+            return;
+        };
+        for (row, own) in [
+            (&mut event.before, &mut held.before),
+            (&mut event.after, &mut held.after),
+        ] {
+            let (Some(values), Some(kept)) = (row.as_mut(), own.as_mut()) else {
+                continue;
             };
-            if let Some(slot) = row.as_mut().and_then(|r| r.get_mut(*pos as usize)) {
-                if matches!(slot, wit::Value::Withheld) {
-                    *slot = if last {
-                        std::mem::replace(value, wit::Value::Withheld)
-                    } else {
-                        value.clone()
-                    };
+            let mut own = if last {
+                std::mem::take(kept)
+            } else {
+                kept.clone()
+            };
+            for &pos in sent.iter() {
+                if let (Some(o), Some(v)) =
+                    (own.get_mut(pos as usize), values.get_mut(pos as usize))
+                {
+                    std::mem::swap(o, v);
                 }
+            }
+            // What the row of `withheld` held at the sent positions is now back in `own`, so
+            // it is all `withheld` again, ready for reuse.
+            let withheld = std::mem::replace(values, own);
+            debug_assert!(withheld.iter().all(|v| matches!(v, wit::Value::Withheld)));
+            if self.pool.len() < POOL_ROWS {
+                self.pool.push(withheld);
             }
         }
     }
 
-    /// Puts every withheld value back into the events it came from (after a failed call).
+    /// Puts every withheld row back into the events it came from (after a failed call).
     fn put_back(&mut self, events: &mut [wit::ChangeEvent]) {
         for (i, event) in events.iter_mut().enumerate() {
             self.restore(i, event, true);
@@ -795,18 +839,23 @@ impl Held {
     }
 }
 
-/// Which positions of `table`'s rows a plugin interested in `columns` is sent; `None` when all.
-fn sent_positions(columns: &[String], table: &TableSchema) -> Option<Arc<[bool]>> {
-    let sent: Vec<bool> = table
+/// At most this many rows of `withheld` are kept for reuse (two per event of a full batch).
+const POOL_ROWS: usize = 2 * 1024;
+
+/// The positions of `table`'s rows a plugin interested in `columns` is sent; `None` when all.
+fn sent_positions(columns: &[String], table: &TableSchema) -> Option<Arc<[u32]>> {
+    let sent: Vec<u32> = table
         .columns
         .iter()
-        .map(|c| {
+        .enumerate()
+        .filter(|(_, c)| {
             columns
                 .iter()
                 .any(|p| crate::config::glob::matches(p, &c.name))
         })
+        .map(|(i, _)| i as u32)
         .collect();
-    if sent.iter().all(|s| *s) {
+    if sent.len() == table.columns.len() {
         None
     } else {
         Some(sent.into())
