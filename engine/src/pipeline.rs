@@ -726,7 +726,7 @@ impl Deliver {
                     self.sink.ensure_topic(topic).await?;
                     let key = match self.avro.as_mut() {
                         Some(avro) => avro
-                            .key(&topic, ev)
+                            .key(topic, ev)
                             .await
                             .map_err(|e| avro_error(e, ev, "key"))?,
                         None => self.encoder.key(ev).map_err(RunError::fatal)?,
@@ -751,7 +751,7 @@ impl Deliver {
                         });
                     let value = match self.avro.as_mut() {
                         Some(avro) => avro
-                            .value(&topic, ev, now_ns, block.as_ref())
+                            .value(topic, ev, now_ns, block.as_ref())
                             .await
                             .map_err(|e| avro_error(e, ev, "value"))?,
                         None => self
@@ -770,7 +770,7 @@ impl Deliver {
                     // Streamed changes carry their commit time (snapshot rows their read time).
                     let commit_us =
                         (ev.source.snapshot == SnapshotMarker::False).then_some(ev.source.ts_us);
-                    self.produce(&topic, key.as_deref(), Some(&value), &ev.headers, commit_us)
+                    self.produce(topic, key.as_deref(), Some(&value), &ev.headers, commit_us)
                         .await?;
                     let rows = u64::from(ev.before.is_some()) + u64::from(ev.after.is_some());
                     if let Ok(n) = self.encoder.unmapped_columns(ev) {
@@ -780,7 +780,7 @@ impl Deliver {
                     // with neither primary key nor identity index) it could delete nothing, and a
                     // compacted topic would refuse it: none is written.
                     if ev.op == Op::Delete && self.tombstones && key.is_some() {
-                        self.produce(&topic, key.as_deref(), None, &ev.headers, None)
+                        self.produce(topic, key.as_deref(), None, &ev.headers, None)
                             .await?;
                     }
                 }
