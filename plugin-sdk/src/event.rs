@@ -137,26 +137,32 @@ impl Event {
         &self.raw.source
     }
 
-    /// The destination topic (the relay fills in `<prefix>.<schema>.<table>`).
+    /// The destination topic: the one the event was routed to, or else its table's default
+    /// (`<prefix>.<schema>.<table>`, as the relay names it).
     pub fn topic(&self) -> &str {
-        &self.raw.topic
+        self.raw.topic.as_deref().unwrap_or(&self.table.table.topic)
+    }
+
+    /// The topic the event was routed to (by this plugin or an earlier one); `None` when it
+    /// goes to its table's default topic.
+    pub fn routed_topic(&self) -> Option<&str> {
+        self.raw.topic.as_deref()
     }
 
     /// Routes the event to another topic.
     pub fn set_topic(&mut self, topic: impl Into<String>) {
         self.edits.topic = true;
-        self.raw.topic = topic.into();
+        self.raw.topic = Some(topic.into());
     }
 
     /// The record headers, in order.
     pub fn headers(&self) -> &[Header] {
-        &self.raw.headers
+        self.raw.headers.as_deref().unwrap_or_default()
     }
 
     /// The value of the first header named `key`.
     pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.raw
-            .headers
+        self.headers()
             .iter()
             .find(|h| h.key == key)
             .map(|h| h.value.as_slice())
@@ -165,14 +171,20 @@ impl Event {
     /// Appends a header (keys may repeat, as in Kafka).
     pub fn add_header(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.edits.headers = true;
-        self.raw.headers.push(Header::new(key, value));
+        self.raw
+            .headers
+            .get_or_insert_with(Vec::new)
+            .push(Header::new(key, value));
     }
 
     /// Removes every header named `key`; returns how many there were.
     pub fn remove_header(&mut self, key: &str) -> usize {
-        let before = self.raw.headers.len();
-        self.raw.headers.retain(|h| h.key != key);
-        let removed = before - self.raw.headers.len();
+        let Some(headers) = &mut self.raw.headers else {
+            return 0;
+        };
+        let before = headers.len();
+        headers.retain(|h| h.key != key);
+        let removed = before - headers.len();
         self.edits.headers |= removed > 0;
         removed
     }

@@ -116,8 +116,8 @@ impl Tables {
             table: id,
             before: changes(&mut raw.before, &written[split..]),
             after: changes(&mut raw.after, &written[..split]),
-            topic: edits.topic.then_some(raw.topic),
-            headers: edits.headers.then_some(raw.headers),
+            topic: raw.topic.filter(|_| edits.topic),
+            headers: edits.headers.then(|| raw.headers.unwrap_or_default()),
         })
     }
 
@@ -164,6 +164,8 @@ impl Tables {
             name: table.table.name.clone(),
             columns,
             replica_identity: table.table.replica_identity,
+            // The relay derives a declared descriptor's default topic itself.
+            topic: table.table.topic.clone(),
         });
         shapes.push((shape, id));
         self.derived_from.insert(id, table.table.id);

@@ -29,7 +29,7 @@
 //! ```
 
 use crate::runtime::Runtime;
-use crate::{oid, Column, Header, Interest, Map, Op, Plugin, ReplicaIdentity, Table, Value};
+use crate::{oid, Column, Interest, Map, Op, Plugin, ReplicaIdentity, Table, Value};
 
 /// The wire form of a change event: rows positional against the descriptor `table` names.
 pub use crate::wit::ChangeEvent;
@@ -158,9 +158,11 @@ impl<P: Plugin> Harness<P> {
 }
 
 /// A table descriptor with columns given as `(name, type name)`; known type names (`int4`,
-/// `text`, `bool`, ...) get their oid, others oid 0. The first column is the key.
+/// `text`, `bool`, ...) get their oid, others oid 0. The first column is the key. Its events go
+/// to `test.<schema>.<name>` by default (the prefix `walrelay plugin test` runs with).
 pub fn table(id: u32, schema: &str, name: &str, columns: &[(&str, &str)]) -> Table {
     Table {
+        topic: format!("test.{schema}.{name}"),
         id,
         schema: schema.to_string(),
         name: name.to_string(),
@@ -202,7 +204,8 @@ fn type_oid(name: &str) -> u32 {
     }
 }
 
-/// A change event of `op` against descriptor `table`, with topic `test` and no headers.
+/// A change event of `op` against descriptor `table`, to its table's default topic, with no
+/// headers.
 pub fn event(
     op: Op,
     table: u32,
@@ -215,8 +218,8 @@ pub fn event(
         before,
         after,
         source: crate::event::lower_source_default(),
-        topic: "test".to_string(),
-        headers: Vec::<Header>::new(),
+        topic: None,
+        headers: None,
     }
 }
 
@@ -276,10 +279,10 @@ pub fn resolve(inputs: &[ChangeEvent], output: Output) -> Result<Output, String>
                 }
             }
             if let Some(topic) = p.topic {
-                event.topic = topic;
+                event.topic = Some(topic);
             }
             if let Some(headers) = p.headers {
-                event.headers = headers;
+                event.headers = Some(headers).filter(|h| !h.is_empty());
             }
             Output::Change(event)
         }

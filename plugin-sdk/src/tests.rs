@@ -248,14 +248,17 @@ fn headers_topics_and_records_come_through() {
     assert!(tables.is_empty());
     assert_eq!(out.len(), 4);
     let first = change(&out[0]).unwrap();
-    assert_eq!(first.topic, "odd");
+    assert_eq!(first.topic.as_deref(), Some("odd"));
     assert_eq!(first.table, 1);
-    assert_eq!(first.headers, vec![Header::new("table", "public.users")]);
+    assert_eq!(
+        first.headers,
+        Some(vec![Header::new("table", "public.users")])
+    );
     assert_eq!(
         first.after,
         Some(vec![Value::Int32(1), "a@x".into(), Value::Null])
     );
-    assert_eq!(change(&out[2]).unwrap().topic, "even");
+    assert_eq!(change(&out[2]).unwrap().topic.as_deref(), Some("even"));
     match &out[3] {
         testing::Output::Plain(r) => {
             assert_eq!(r.topic, "audit");
@@ -380,6 +383,16 @@ fn event_accessors() {
             assert_eq!(e.header("k"), Some(&b"v1"[..]));
             assert_eq!(e.remove_header("k"), 2);
             assert_eq!(e.source().lsn, 0);
+            // As the relay sends it: no topic of its own, no headers.
+            assert_eq!(e.topic(), "test.public.users", "the table's default topic");
+            assert_eq!(e.routed_topic(), None);
+            assert_eq!(e.remove_header("absent"), 0);
+            assert!(e.headers().is_empty());
+            e.set_topic("elsewhere");
+            assert_eq!(
+                (e.topic(), e.routed_topic()),
+                ("elsewhere", Some("elsewhere"))
+            );
             Ok(Emit::Drop)
         }
     }
@@ -525,7 +538,10 @@ fn a_rename_patches_the_descriptor_only() {
             panic!("resolve gives a whole event");
         };
         assert_eq!(whole.after, inputs[i].after, "values as they came");
-        assert_eq!((whole.table, whole.topic.as_str()), (derived, "elsewhere"));
+        assert_eq!(
+            (whole.table, whole.topic.as_deref()),
+            (derived, Some("elsewhere"))
+        );
     }
 }
 
@@ -641,7 +657,31 @@ fn the_harness_withholds_undeclared_columns_and_puts_them_back() {
     let e = change(&out[0]).unwrap();
     assert_eq!(e.after, Some(row(1, "A@X", "Ann")), "name put back");
     assert_eq!(
-        e.headers[0].value, b"Some(Value::Withheld)",
+        e.headers.as_ref().unwrap()[0].value,
+        b"Some(Value::Withheld)",
         "name was not sent"
     );
+}
+
+#[test]
+fn default_topic_and_no_headers_go_back_as_keep() {
+    struct Reader;
+    impl Plugin for Reader {
+        fn new(_: Config) -> Result<Self, String> {
+            Ok(Reader)
+        }
+        fn on_event(&mut self, e: Event) -> Result<Emit, String> {
+            // Reading the topic and headers changes nothing.
+            assert_eq!((e.topic(), e.headers().len()), ("test.public.users", 0));
+            Ok(e.into())
+        }
+    }
+    let (mut runtime, _) = crate::runtime::Runtime::<Reader>::new("null").unwrap();
+    let input = testing::insert(1, row(1, "a@x", "A"));
+    assert_eq!(
+        (input.topic.as_deref(), input.headers.as_ref()),
+        (None, None)
+    );
+    let out = runtime.transform(vec![users()], vec![input]).unwrap();
+    assert_eq!(out.events, [testing::Output::Keep(0)]);
 }

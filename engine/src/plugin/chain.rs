@@ -301,8 +301,7 @@ impl Stage {
                 InFlight::Model(ev) => {
                     let id = registry.id(&ev.table);
                     if self.admits(ev.op, id, &ev.table) {
-                        let topic = registry.topic(id);
-                        batch.push(WitEvent::from_model(ev, id, topic));
+                        batch.push(WitEvent::from_model(ev, id));
                         None
                     } else {
                         Some(InFlight::Model(ev))
@@ -444,7 +443,7 @@ impl Stage {
             if self.sent.insert(ev.table) {
                 // An input sent under an id the plugin once declared replaces that descriptor.
                 self.declared.remove(&ev.table);
-                tables.push(table_to_wit(ev.table, table));
+                tables.push(table_to_wit(ev.table, table, registry.topic(ev.table)));
             }
         }
         self.withhold(events, inputs);
@@ -650,10 +649,10 @@ impl Stage {
                         }
                     }
                     if let Some(topic) = p.topic {
-                        event.topic = topic;
+                        event.topic = Some(topic);
                     }
                     if let Some(headers) = p.headers {
-                        event.headers = headers;
+                        event.headers = Some(headers).filter(|h| !h.is_empty());
                     }
                     InFlight::Wit(WitEvent {
                         event,
@@ -888,8 +887,8 @@ fn empty_event() -> wit::ChangeEvent {
             ts_us: 0,
             snapshot: wit::SnapshotMarker::Streaming,
         },
-        topic: String::new(),
-        headers: Vec::new(),
+        topic: None,
+        headers: None,
     }
 }
 
@@ -935,9 +934,8 @@ struct WitEvent {
 }
 
 impl WitEvent {
-    /// Moves an event into WIT form. `topic` is the event's topic when it has none of its own
-    /// (the default, `<prefix>.<schema>.<table>`).
-    fn from_model(ev: ChangeEvent, id: u32, topic: &str) -> WitEvent {
+    /// Moves an event into WIT form.
+    fn from_model(ev: ChangeEvent, id: u32) -> WitEvent {
         let event = wit::ChangeEvent {
             op: op_to_wit(ev.op),
             table: id,
@@ -948,15 +946,16 @@ impl WitEvent {
                 .after
                 .map(|r| r.into_iter().map(value_into_wit).collect()),
             source: source_to_wit(&ev.source),
-            topic: ev.topic.unwrap_or_else(|| topic.to_string()),
-            headers: ev
-                .headers
-                .into_iter()
-                .map(|h| wit::Header {
-                    key: h.key,
-                    value: h.value,
-                })
-                .collect(),
+            topic: ev.topic,
+            headers: (!ev.headers.is_empty()).then(|| {
+                ev.headers
+                    .into_iter()
+                    .map(|h| wit::Header {
+                        key: h.key,
+                        value: h.value,
+                    })
+                    .collect()
+            }),
         };
         WitEvent {
             event,
@@ -972,11 +971,10 @@ impl WitEvent {
             table,
             source,
         } = self;
-        let topic = if e.topic.is_empty() || is_default_topic(&e.topic, prefix, &table) {
-            None
-        } else {
-            Some(e.topic)
-        };
+        // An empty topic, or one equal to the default, is the default.
+        let topic = e
+            .topic
+            .filter(|t| !t.is_empty() && !is_default_topic(t, prefix, &table));
         ChangeEvent {
             op: op_from_wit(e.op),
             before: e
@@ -985,7 +983,7 @@ impl WitEvent {
             after: e.after.map(|r| r.into_iter().map(value_from_wit).collect()),
             source,
             topic,
-            headers: headers_from_wit(e.headers),
+            headers: e.headers.map(headers_from_wit).unwrap_or_default(),
             table,
         }
     }
@@ -1109,8 +1107,10 @@ fn identity_from_wit(r: wit::ReplicaIdentity) -> ReplicaIdentity {
     }
 }
 
-fn table_to_wit(id: u32, t: &TableSchema) -> wit::Table {
+/// Descriptor `id` of `t`, whose events go to `topic` by default.
+fn table_to_wit(id: u32, t: &TableSchema, topic: &str) -> wit::Table {
     wit::Table {
+        topic: topic.to_string(),
         id,
         schema: t.schema.clone(),
         name: t.name.clone(),

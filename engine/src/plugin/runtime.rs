@@ -587,8 +587,8 @@ fn headers_size(h: &[wit::Header]) -> u64 {
 
 /// The approximate memory an event takes on the host.
 pub(crate) fn event_size(e: &wit::ChangeEvent) -> u64 {
-    64 + e.topic.len() as u64
-        + headers_size(&e.headers)
+    64 + e.topic.as_ref().map_or(0, |t| t.len() as u64)
+        + e.headers.as_deref().map_or(0, headers_size)
         + e.before
             .iter()
             .chain(e.after.iter())

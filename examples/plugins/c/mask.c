@@ -551,6 +551,7 @@ static void derived_table(const entry_t *e, uint32_t id, table_t *out) {
     out->id = id;
     string_copy(&out->schema, &t->schema);
     string_copy(&out->name, &t->name);
+    string_copy(&out->topic, &t->topic);
     out->replica_identity = t->replica_identity;
     size_t n = t->columns.len;
     out->columns.len = n;

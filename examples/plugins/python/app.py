@@ -161,7 +161,7 @@ class Mask:
         shape = None
         if retype:
             columns = [text_column(c) if i in retype else c for i, c in enumerate(table.columns)]
-            shape = t.Table(0, table.schema, table.name, columns, table.replica_identity)
+            shape = t.Table(0, table.schema, table.name, columns, table.replica_identity, table.topic)
         self.plans[table.id] = (mask, shape)
 
     def derived_id(self, input_id, shape, new_tables):
@@ -175,7 +175,9 @@ class Mask:
         self.derived[input_id] = candidate
         self.derived_ids.add(candidate)
         new_tables.append(
-            t.Table(candidate, shape.schema, shape.name, shape.columns, shape.replica_identity)
+            t.Table(
+                candidate, shape.schema, shape.name, shape.columns, shape.replica_identity, shape.topic
+            )
         )
         return candidate
 

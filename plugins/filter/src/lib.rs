@@ -157,4 +157,3 @@ walrelay_plugin_sdk::export_plugin!(Filter);
 
 #[cfg(test)]
 mod tests;
-

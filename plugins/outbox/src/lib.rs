@@ -340,7 +340,7 @@ mod tests {
         let mut h = Harness::<Outbox>::new(config).unwrap();
         assert_eq!(h.interest().tables, Some(vec!["public.outbox".to_string()]));
         let mut insert = testing::insert(1, row("Order", "1", Value::Json(r#"{"id": 1}"#.into())));
-        insert.headers.push(Header::new("trace", "t1"));
+        insert.headers = Some(vec![Header::new("trace", "t1")]);
         let (tables, out) = h.run(vec![outbox_table()], vec![insert]).unwrap();
         assert!(tables.is_empty());
         assert_eq!(out.len(), 1);

@@ -1,5 +1,5 @@
-use walrelay_plugin_sdk::__private::Guest;
 use walrelay_plugin_sdk::__private::BatchOutput;
+use walrelay_plugin_sdk::__private::Guest;
 use walrelay_plugin_sdk::testing::{self, change, resolve, ChangeEvent, Harness};
 use walrelay_plugin_sdk::{Table, Value};
 
@@ -36,7 +36,7 @@ fn customer(id: i32) -> Vec<Value> {
 }
 
 fn with_topic(mut event: ChangeEvent, topic: &str) -> ChangeEvent {
-    event.topic = topic.to_string();
+    event.topic = Some(topic.to_string());
     event
 }
 
@@ -173,7 +173,7 @@ fn topic_rules_full_match_first_wins() {
     assert!(tables.is_empty());
     let topics: Vec<_> = out
         .iter()
-        .map(|o| change(o).unwrap().topic.as_str())
+        .map(|o| change(o).unwrap().topic.as_deref().unwrap())
         .collect();
     assert_eq!(
         topics,
@@ -328,11 +328,15 @@ fn renames_tables_through_the_exports() {
     let events = whole(&[ins.clone(), ord.clone()], &out);
     assert_eq!(events[0].table, derived.id);
     assert_eq!(
-        events[0].topic, "inventory.crm.clients",
+        events[0].topic.as_deref(),
+        Some("inventory.crm.clients"),
         "the default topic follows"
     );
     assert_eq!(events[1].table, 2);
-    assert_eq!(events[1].topic, "inventory.public.purchases");
+    assert_eq!(
+        events[1].topic.as_deref(),
+        Some("inventory.public.purchases")
+    );
 
     // Later batches reuse what was declared.
     let out = Component::transform(vec![], vec![ins.clone(), ord.clone()]).unwrap();
@@ -340,7 +344,10 @@ fn renames_tables_through_the_exports() {
     // A routed topic that is not the table's default stays as it is.
     let routed = with_topic(ord.clone(), "somewhere.else");
     let out = Component::transform(vec![], vec![routed.clone()]).unwrap();
-    assert_eq!(whole(&[routed], &out)[0].topic, "somewhere.else");
+    assert_eq!(
+        whole(&[routed], &out)[0].topic.as_deref(),
+        Some("somewhere.else")
+    );
 
     // A descriptor re-sent under the same id is declared again.
     let out = Component::transform(vec![orders()], vec![ord]).unwrap();
@@ -351,8 +358,15 @@ fn renames_tables_through_the_exports() {
     component("null");
     let out = Component::transform(vec![customers()], vec![ins.clone()]).unwrap();
     assert!(out.tables.is_empty());
-    assert_eq!(whole(&[ins.clone()], &out), [ins.clone()]);
-    assert_eq!(out.events, [testing::Output::Keep(0)], "an untouched event is kept, not sent back");
+    assert_eq!(
+        whole(std::slice::from_ref(&ins), &out),
+        std::slice::from_ref(&ins)
+    );
+    assert_eq!(
+        out.events,
+        [testing::Output::Keep(0)],
+        "an untouched event is kept, not sent back"
+    );
 }
 
 #[test]
@@ -367,11 +381,26 @@ fn table_rename_then_topic_rules() {
     );
     let out = Component::transform(vec![customers()], vec![ins.clone()]).unwrap();
     assert_eq!(out.tables.len(), 1);
-    assert_eq!(whole(&[ins], &out)[0].topic, "crm-clients");
+    assert_eq!(whole(&[ins], &out)[0].topic.as_deref(), Some("crm-clients"));
 }
 
 #[test]
 fn component_refuses_bad_config() {
     let err = Component::init(r#"{"tables": {"x": "y"}}"#.to_string()).unwrap_err();
     assert_eq!(err, "`tables`: `x` is not a schema.table name");
+}
+
+#[test]
+fn table_rename_of_an_event_on_its_default_topic() {
+    component(r#"{"tables": {"public.customers": "crm.clients"}}"#);
+    // As the relay sends it: no topic of its own, the table's default on the descriptor.
+    let ins = testing::insert(1, customer(1));
+    assert_eq!(customers().topic, "test.public.customers");
+    let out = Component::transform(vec![customers()], vec![ins.clone()]).unwrap();
+    assert_eq!(out.tables.len(), 1);
+    assert_eq!(
+        whole(&[ins], &out)[0].topic.as_deref(),
+        Some("test.crm.clients"),
+        "the default topic follows the table"
+    );
 }

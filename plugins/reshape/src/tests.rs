@@ -31,7 +31,7 @@ fn row(id: i32, amount: &str) -> Vec<Value> {
 }
 
 fn with_source(mut event: ChangeEvent) -> ChangeEvent {
-    event.topic = "pg.public.orders".into();
+    event.topic = Some("pg.public.orders".into());
     event.source.lsn = 24_023_128;
     event.source.ts_us = 1_714_558_530_125_012;
     event.source.tx_id = Some(771);
