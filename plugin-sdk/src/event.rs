@@ -1,6 +1,6 @@
 //! [`Event`]: a change event with access by column name.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::wit::{self, ChangeEvent};
 use crate::{Column, Header, Op, Source, Table, Value};
@@ -19,6 +19,10 @@ pub enum Row {
 pub(crate) struct TableInfo {
     pub(crate) table: Table,
     index: crate::Map<String, u32>,
+    /// Renamed copies of input columns, by position and new name: a plugin renaming a column
+    /// renames it in every event, and one copy serves them all (events of one shape then
+    /// compare equal by pointer when the SDK looks up their descriptor).
+    renamed: Mutex<Vec<(u32, Arc<Column>)>>,
 }
 
 impl TableInfo {
@@ -29,16 +33,47 @@ impl TableInfo {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i as u32))
             .collect();
-        TableInfo { table, index }
+        TableInfo {
+            table,
+            index,
+            renamed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Input column `pos` renamed to `name`.
+    fn renamed(&self, pos: u32, name: &str) -> Arc<Column> {
+        let mut renamed = self.renamed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = renamed.iter().find(|(p, c)| *p == pos && c.name == name) {
+            return Arc::clone(c);
+        }
+        let mut column = self.table.columns[pos as usize].clone();
+        column.name = name.to_string();
+        let column = Arc::new(column);
+        // Names made per event (from values, say) are not worth keeping.
+        if renamed.len() < 64 {
+            renamed.push((pos, Arc::clone(&column)));
+        }
+        column
     }
 }
 
 /// One column of a changed shape: an input column as it was, or a column of the plugin's own
 /// (renamed, retyped or added).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum ShapeCol {
     Input(u32),
     Own(Arc<Column>),
+}
+
+impl PartialEq for ShapeCol {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ShapeCol::Input(a), ShapeCol::Input(b)) => a == b,
+            // The same renamed column (see `TableInfo::renamed`) is the same allocation.
+            (ShapeCol::Own(a), ShapeCol::Own(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A change event: an insert, update, delete, snapshot read or truncate of one table.
@@ -275,7 +310,21 @@ impl Event {
         if self.has_column(new) {
             return false;
         }
-        self.own_column(pos).name = new.to_string();
+        let input = match &self.shape {
+            None => Some(pos as u32),
+            Some(shape) => match shape[pos] {
+                ShapeCol::Input(i) => Some(i),
+                ShapeCol::Own(_) => None,
+            },
+        };
+        match input {
+            // An input column as it came: its renamed copy is shared.
+            Some(i) => {
+                let column = self.table.renamed(i, new);
+                self.shape_mut()[pos] = ShapeCol::Own(column);
+            }
+            None => self.own_column(pos).name = new.to_string(),
+        }
         true
     }
 
