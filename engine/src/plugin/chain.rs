@@ -295,7 +295,10 @@ impl Stage {
         prefix: &str,
     ) -> anyhow::Result<Vec<InFlight>> {
         let mut out = Vec::with_capacity(inputs.len());
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            events: Vec::with_capacity(inputs.len()),
+            inputs: Vec::with_capacity(inputs.len()),
+        };
         for item in inputs {
             let taken = match item {
                 InFlight::Model(ev) => {
