@@ -64,6 +64,22 @@ impl TableSchema {
         format!("{}.{}", self.schema, self.name)
     }
 
+    /// Where the table's events go unless something routes them: `<prefix>.<schema>.<table>`,
+    /// Debezium's topic naming.
+    pub fn default_topic(&self, prefix: &str) -> String {
+        format!("{prefix}.{}.{}", self.schema, self.name)
+    }
+
+    /// `topic == self.default_topic(prefix)`, without building the string.
+    pub fn is_default_topic(&self, topic: &str, prefix: &str) -> bool {
+        topic
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|r| r.strip_prefix(self.schema.as_str()))
+            .and_then(|r| r.strip_prefix('.'))
+            == Some(self.name.as_str())
+    }
+
     /// Whether the table has key columns (otherwise Debezium writes a null key).
     pub fn has_key(&self) -> bool {
         self.columns.iter().any(|c| c.is_key)
@@ -205,4 +221,34 @@ pub enum Output {
     Change(ChangeEvent),
     /// A record written as it is.
     Record(Record),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_topic_and_its_test_agree() {
+        let t = TableSchema {
+            oid: 1,
+            schema: "public".into(),
+            name: "products".into(),
+            columns: vec![],
+            replica_identity: ReplicaIdentity::Full,
+        };
+        assert_eq!(t.default_topic("inventory"), "inventory.public.products");
+        assert!(t.is_default_topic("inventory.public.products", "inventory"));
+        for other in [
+            "inventory.public.product",
+            "inventory.public.products.x",
+            "inventory.other.products",
+            "inv.public.products",
+            "inventorypublic.products",
+            "",
+        ] {
+            assert!(!t.is_default_topic(other, "inventory"), "{other}");
+        }
+        // A prefix with dots of its own.
+        assert!(t.is_default_topic("a.b.public.products", "a.b"));
+    }
 }

@@ -805,8 +805,7 @@ impl Deliver {
         match &self.default_topic {
             Some((t, topic)) if Arc::ptr_eq(t, table) => topic.clone(),
             _ => {
-                let topic: Arc<str> =
-                    format!("{}.{}.{}", self.prefix, table.schema, table.name).into();
+                let topic: Arc<str> = table.default_topic(&self.prefix).into();
                 self.default_topic = Some((table.clone(), topic.clone()));
                 topic
             }

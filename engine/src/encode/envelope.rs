@@ -111,7 +111,8 @@ impl TableLayout {
         opts: &RecordOptions,
         table: &Arc<TableSchema>,
     ) -> Result<TableLayout, EncodeError> {
-        let base = format!("{}.{}.{}", opts.topic_prefix, table.schema, table.name);
+        // Debezium names the schemas after the table's default topic, wherever a record goes.
+        let base = table.default_topic(&opts.topic_prefix);
         let qualified = table.qualified_name();
         let mut columns = Vec::with_capacity(table.columns.len());
         let mut skipped = Vec::new();

@@ -21,12 +21,11 @@
 //!   leaves the chain. Nothing is copied on the way: a stage costs the component-boundary copies
 //!   (lowering the batch into the guest, lifting its output) and the checks of its output.
 use std::collections::HashSet;
-
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::runtime::{
     event_size, value_size, wit, CallError, Grants, Limits, LoadedPlugin, PluginInstance,
@@ -122,12 +121,11 @@ struct Stage {
     counters: StageCounters,
 }
 
-/// Host-side descriptor ids: one per distinct table schema (by identity of its `Arc`), with the
-/// default topic of its events.
+/// Host-side descriptor ids: one per distinct table schema (by identity of its `Arc`).
 struct Registry {
     prefix: String,
     by_ptr: FxHashMap<usize, u32>,
-    by_id: FxHashMap<u32, (Arc<TableSchema>, String)>,
+    by_id: FxHashMap<u32, Arc<TableSchema>>,
     next: u32,
     /// The last lookup: a batch's events are mostly of one table.
     last: Option<(usize, u32)>,
@@ -158,8 +156,7 @@ impl Registry {
                 let id = self.next;
                 self.by_ptr.insert(key, id);
                 // Holding the Arc keeps the pointer from being reused by another schema.
-                self.by_id
-                    .insert(id, (t.clone(), default_topic(&self.prefix, t)));
+                self.by_id.insert(id, t.clone());
                 id
             }
         };
@@ -168,12 +165,7 @@ impl Registry {
     }
 
     fn table(&self, id: u32) -> Option<&Arc<TableSchema>> {
-        self.by_id.get(&id).map(|(t, _)| t)
-    }
-
-    /// The default topic of a registered id's events.
-    fn topic(&self, id: u32) -> &str {
-        self.by_id.get(&id).map_or("", |(_, topic)| topic)
+        self.by_id.get(&id)
     }
 }
 
@@ -258,19 +250,6 @@ impl crate::pipeline::Stage for PluginChain {
     fn process(&mut self, events: Vec<ChangeEvent>) -> anyhow::Result<Vec<Output>> {
         self.run(events)
     }
-}
-
-fn default_topic(prefix: &str, t: &TableSchema) -> String {
-    format!("{prefix}.{}.{}", t.schema, t.name)
-}
-
-/// `topic == default_topic(prefix, t)`, without building the string.
-fn is_default_topic(topic: &str, prefix: &str, t: &TableSchema) -> bool {
-    let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('.'));
-    let rest = rest
-        .and_then(|r| r.strip_prefix(t.schema.as_str()))
-        .and_then(|r| r.strip_prefix('.'));
-    rest == Some(t.name.as_str())
 }
 
 impl Stage {
@@ -409,7 +388,7 @@ impl Stage {
                 self.counters.dead_lettered += 1;
                 tracing::warn!(plugin = %self.spec.name, %topic, "{what}; sent to the dead-letter topic");
                 let mut ev = ev;
-                let original_topic = ev.topic.take().unwrap_or_else(|| default_topic(prefix, &ev.table));
+                let original_topic = ev.topic.take().unwrap_or_else(|| ev.table.default_topic(prefix));
                 ev.headers.extend([
                     Header { key: "walrelay.error".into(), value: err.to_string().into_bytes() },
                     Header { key: "walrelay.plugin".into(), value: self.spec.name.clone().into_bytes() },
@@ -446,7 +425,7 @@ impl Stage {
             if self.sent.insert(ev.table) {
                 // An input sent under an id the plugin once declared replaces that descriptor.
                 self.declared.remove(&ev.table);
-                tables.push(table_to_wit(ev.table, table, registry.topic(ev.table)));
+                tables.push(table_to_wit(ev.table, table, &registry.prefix));
             }
         }
         self.withhold(events, inputs);
@@ -977,7 +956,7 @@ impl WitEvent {
         // An empty topic, or one equal to the default, is the default.
         let topic = e
             .topic
-            .filter(|t| !t.is_empty() && !is_default_topic(t, prefix, &table));
+            .filter(|t| !t.is_empty() && !table.is_default_topic(t, prefix));
         ChangeEvent {
             op: op_from_wit(e.op),
             before: e
@@ -1110,10 +1089,10 @@ fn identity_from_wit(r: wit::ReplicaIdentity) -> ReplicaIdentity {
     }
 }
 
-/// Descriptor `id` of `t`, whose events go to `topic` by default.
-fn table_to_wit(id: u32, t: &TableSchema, topic: &str) -> wit::Table {
+/// Descriptor `id` of `t`, with the default topic of its events under `prefix`.
+fn table_to_wit(id: u32, t: &TableSchema, prefix: &str) -> wit::Table {
     wit::Table {
-        topic: topic.to_string(),
+        topic: t.default_topic(prefix),
         id,
         schema: t.schema.clone(),
         name: t.name.clone(),
